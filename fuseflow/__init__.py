@@ -1,0 +1,1 @@
+"""fuseflow: TF1 graphs compiled to fused native kernels."""
