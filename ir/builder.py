@@ -71,3 +71,6 @@ class Builder:
     def finish(self, results, name: str = "main") -> Function:
         self.block.ops.append(Op("return", results, {}, ()))
         return Function(name, self.block)
+
+    def set_known(self, v: Value, value) -> None:
+        self._known[v] = np.asarray(value)

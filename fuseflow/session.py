@@ -1,0 +1,203 @@
+"""`Session`: runs parts of a graph, compiling each distinct run signature once.
+
+A run's signature is its fetches, its fed tensors with their runtime shapes and
+dtypes, and the types of the state it reads. The first run of a signature
+lowers the needed part of the graph to IR and compiles it into an
+`Executable`; later runs only check the feeds and execute. Variable values (and
+random-op counters) live in the session's store and are replaced only after
+every step of a run has succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+
+from fuseflow.frontend.graph import Tensor, get_default_graph
+from fuseflow.frontend.lowering import COUNTER_TYPE, lower
+from fuseflow.ir.types import TensorType, format_shape, shapes_compatible
+from fuseflow.runtime.executable import Executable
+
+_local = threading.local()
+
+
+def get_default_session():
+    stack = getattr(_local, "stack", [])
+    if not stack:
+        raise ValueError("no default session: use `with tf.Session() as sess:` or pass session=")
+    return stack[-1]
+
+
+def _flatten(fetches, graph, out: list):
+    """Appends the graph elements of a nested fetch structure to `out`; returns a rebuild function."""
+    if isinstance(fetches, (list, tuple)) and not hasattr(fetches, "_fields"):
+        parts = [_flatten(f, graph, out) for f in fetches]
+        kind = type(fetches)
+        return lambda vals: kind(p(vals) for p in parts) if kind is tuple else [p(vals) for p in parts]
+    if hasattr(fetches, "_fields"):  # namedtuple
+        parts = [_flatten(f, graph, out) for f in fetches]
+        return lambda vals: type(fetches)(*[p(vals) for p in parts])
+    if isinstance(fetches, dict):
+        parts = {k: _flatten(v, graph, out) for k, v in fetches.items()}
+        return lambda vals: type(fetches)((k, p(vals)) for k, p in parts.items())
+    if fetches is None:
+        raise TypeError("fetch argument None has an invalid type: fetch a Tensor, an Operation, a Variable or "
+                        "a name")
+    index = len(out)
+    out.append(graph.as_graph_element(fetches))
+    return lambda vals: vals[index]
+
+
+def _feed_array(t: Tensor, value) -> np.ndarray:
+    """`value` as an array of `t`'s dtype; unsafe conversions and wrong shapes raise naming `t`."""
+    if t.dtype.is_string:
+        arr = np.asarray(value, dtype=object)
+    else:
+        arr = np.asarray(value)
+        target = t.dtype.np
+        if arr.dtype != target:
+            if not np.can_cast(arr.dtype, target, casting="same_kind") or arr.dtype.kind in "OSU":
+                raise TypeError(f"Cannot feed value of dtype {arr.dtype} for Tensor '{t.name}', which has dtype "
+                                f"{t.dtype.name}: the conversion is not safe")
+            converted = arr.astype(target)
+            if arr.dtype.kind in "iu" and target.kind in "iu" and not np.array_equal(converted, arr):
+                raise TypeError(f"Cannot feed value {value!r} for Tensor '{t.name}' of dtype {t.dtype.name}: "
+                                "it does not fit")
+            arr = converted
+    if not shapes_compatible(t.type.shape, arr.shape):
+        raise ValueError(f"Cannot feed value of shape {format_shape(arr.shape)} for Tensor '{t.name}', which has "
+                         f"shape {format_shape(t.type.shape)}")
+    return np.ascontiguousarray(arr)
+
+
+class _Compiled:
+    """One signature's executable and the meaning of its arguments and results."""
+
+    def __init__(self, lowered) -> None:
+        self.lowered = lowered
+        self.executable = Executable(lowered.module.main)
+        self.n_fetch = sum(i is not None for i in lowered.fetch_index)
+        results = lowered.module.main.results
+        state_values = set(results[self.n_fetch:])
+        # Results that are arguments or also new state would alias the store or the caller's arrays: copy them.
+        self.copy = [self.executable.result_is_arg[i] or (i < self.n_fetch and results[i] in state_values)
+                     or (i >= self.n_fetch and self.executable.result_is_arg[i]) for i in range(len(results))]
+
+
+class Session:
+    """A TF1 session: `run(fetches, feed_dict)` over one graph, with its own variable store."""
+
+    def __init__(self, target="", graph=None, config=None) -> None:
+        self.graph = graph or get_default_graph()
+        self.config = config
+        self._store: dict = {}
+        self._cache: dict = {}
+        self.compile_count = 0
+        self._closed = False
+
+    # -- context
+    def __enter__(self):
+        _local.stack = getattr(_local, "stack", []) + [self]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _local.stack = _local.stack[:-1]
+        self.close()
+
+    @contextlib.contextmanager
+    def as_default(self):
+        _local.stack = getattr(_local, "stack", []) + [self]
+        try:
+            yield self
+        finally:
+            _local.stack = _local.stack[:-1]
+
+    def close(self) -> None:
+        self._closed = True
+
+    # -- running
+    def run(self, fetches, feed_dict=None, options=None, run_metadata=None):
+        """Evaluates `fetches` (a tensor, op, name, or nested list/tuple/dict of them) given `feed_dict`."""
+        if self._closed:
+            raise RuntimeError("Attempted to use a closed Session.")
+        elements: list = []
+        rebuild = _flatten(fetches, self.graph, elements)
+        feeds = self._feeds(feed_dict)
+        key = (tuple(elements), tuple((t, a.shape, a.dtype.str) for t, a in feeds.items()))
+        compiled = self._cache.get(key)
+        if compiled is None or not self._state_matches(compiled):
+            compiled = self._compile(elements, feeds)
+            self._cache[key] = compiled
+        values = self._execute(compiled, feeds)
+        return rebuild(values)
+
+    def _feeds(self, feed_dict) -> dict:
+        feeds = {}
+        for k, value in (feed_dict or {}).items():
+            t = self.graph.as_graph_element(k)
+            if not isinstance(t, Tensor):
+                raise TypeError(f"cannot feed operation '{t.name}': feed_dict keys must be tensors")
+            feeds[t] = _feed_array(t, value)
+        return dict(sorted(feeds.items(), key=lambda kv: (kv[0].op.index, kv[0].value_index)))
+
+    def _state_types(self) -> dict:
+        return {k: TensorType(COUNTER_TYPE.dtype if isinstance(k, tuple) else k.dtype, np.shape(v))
+                for k, v in self._store.items()}
+
+    def _state_matches(self, compiled) -> bool:
+        fn = compiled.lowered.module.main
+        n_feeds = len(compiled.lowered.feeds)
+        for key, arg in zip(compiled.lowered.state_in, fn.args[n_feeds:]):
+            value = self._store.get(key)
+            if value is not None and np.shape(value) != arg.type.shape:
+                return False
+        return True
+
+    def _compile(self, elements, feeds) -> _Compiled:
+        feed_types = {t: TensorType(t.dtype, a.shape) for t, a in feeds.items()}
+        compiled = _Compiled(lower(elements, feed_types, self._state_types()))
+        self.compile_count += 1
+        return compiled
+
+    def _execute(self, compiled: _Compiled, feeds) -> list:
+        lowered = compiled.lowered
+        args = list(feeds.values())
+        for key in lowered.state_in:
+            args.append(self._store[key] if key in self._store else np.zeros((), np.int64))
+        results = compiled.executable.run(args)
+        results = [r.copy() if c else r for r, c in zip(results, compiled.copy)]
+        for key, value in zip(lowered.state_out, results[compiled.n_fetch:]):
+            self._store[key] = value
+        out = []
+        for i in lowered.fetch_index:
+            if i is None:
+                out.append(None)
+            else:
+                r = results[i]
+                out.append(r[()] if r.ndim == 0 else r)
+        return out
+
+    def load_variable(self, var, value) -> None:
+        arr = np.asarray(value, dtype=var.dtype.np)
+        if not shapes_compatible(var.type.shape, arr.shape):
+            raise ValueError(f"cannot load a value of shape {format_shape(arr.shape)} into variable "
+                             f"'{var.op.name}' of shape {format_shape(var.type.shape)}")
+        self._store[var] = arr.copy()
+
+
+class InteractiveSession(Session):
+    """A session that makes itself the default when created."""
+
+    def __init__(self, target="", graph=None, config=None) -> None:
+        super().__init__(target, graph, config)
+        _local.stack = getattr(_local, "stack", []) + [self]
+
+    def close(self) -> None:
+        super().close()
+        stack = getattr(_local, "stack", [])
+        if self in stack:
+            stack.remove(self)
+
+
