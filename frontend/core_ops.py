@@ -9,10 +9,10 @@ from fuseflow.ir import dtypes as dt
 from fuseflow.ir.types import TensorType, format_shape
 
 
-def make_op(type, inputs, lower, name=None, **attrs):
+def make_op(type, inputs, lower, name=None, exact_name=False, **attrs):
     """Creates an op in the default graph (or the inputs' graph); returns its output tensor(s)."""
     graph = inputs[0].graph if inputs else get_default_graph()
-    op = graph.create_op(type, inputs, lower, attrs, name)
+    op = graph.create_op(type, inputs, lower, attrs, name, exact_name)
     return op.outputs[0] if len(op.outputs) == 1 else op.outputs
 
 

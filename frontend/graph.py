@@ -289,7 +289,7 @@ class Graph:
         self._finalized = True
 
     # -- building
-    def create_op(self, type, inputs, lower, attrs=None, name=None) -> Operation:
+    def create_op(self, type, inputs, lower, attrs=None, name=None, exact_name=False) -> Operation:
         """Adds an op; infers its output types by lowering it over its inputs' static types."""
         if self._finalized:
             raise RuntimeError("the graph is finalized and cannot be modified")
@@ -298,7 +298,7 @@ class Graph:
                 raise ValueError(f"tensor '{t.name}' belongs to another graph than the op {type} being built")
         attrs = attrs or {}
         file, line = user_location()
-        op_name = self.unique_name(name or type)
+        op_name = name if exact_name else self.unique_name(name or type)
         loc = Loc(op_name, file, line)
         op = Operation(self, type, op_name, inputs, attrs, lower, self._control, self._device.to_string(), loc)
         op.outputs = self._infer_outputs(op, loc)

@@ -43,7 +43,7 @@ class Variable:
         self.type = TensorType(self.initial_value.dtype, self.initial_value.type.shape if validate_shape else None)
         self.trainable = trainable
         self.graph = graph
-        self._ref = make_op("VariableV2", [], lambda b: b.variable(self), name=base)
+        self._ref = make_op("VariableV2", [], lambda b: b.variable(self), name=base, exact_name=True)
         self._ref.variable = self
         with graph.name_scope(base + "/"):
             self.initializer = self._assign_op("Assign", "set", self.initial_value, "Assign")
