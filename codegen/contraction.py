@@ -1,0 +1,97 @@
+"""matmul: float32/float64 through BLAS, integers and float16 through a generated loop kernel.
+
+Batch dims broadcast (numpy rules); ``transpose_a``/``transpose_b`` swap the last two
+dims of an operand. The BLAS path hands transposed views to ``np.matmul(.., out=)``
+(a gemm per batch); the loop kernel accumulates integers in int64 (wrapping into
+the result dtype, as numpy's integer matmul wraps) and float16 in float64, as the
+reference does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fuseflow.codegen import scalar
+from fuseflow.codegen.source import (
+    Source,
+    array_arg,
+    array_types,
+    broadcast_index,
+    compile_kernel,
+    kernel_header,
+    subscript,
+)
+from fuseflow.ir import dtypes as dt
+from fuseflow.ir.core import Op
+
+
+def compile_matmul(op: Op):
+    """A kernel for ``matmul``: BLAS for float32/float64, a numba loop nest otherwise."""
+    a, b = (v.type for v in op.operands)
+    out = op.results[0].type
+    ta, tb = bool(op.attrs["transpose_a"]), bool(op.attrs["transpose_b"])
+    if out.dtype in (dt.float32, dt.float64):
+        return BlasMatmul(out, ta, tb)
+    return LoopMatmul(op, matmul_source(a, b, out, ta, tb))
+
+
+class BlasMatmul:
+    """``np.matmul`` into a new output array, with transposes as views (a BLAS gemm)."""
+
+    source = None
+
+    def __init__(self, out, ta: bool, tb: bool) -> None:
+        self._out = (out.shape, out.dtype.np)
+        self._ta, self._tb = ta, tb
+
+    def __call__(self, a, b):
+        out = np.empty(*self._out)
+        with np.errstate(all="ignore"):  # inf * 0 gives NaN, as IEEE (and the reference) say
+            np.matmul(np.swapaxes(a, -1, -2) if self._ta else a, np.swapaxes(b, -1, -2) if self._tb else b,
+                      out=out)
+        return (out,)
+
+
+class LoopMatmul:
+    """A generated numba matmul kernel (integer and float16 operands)."""
+
+    def __init__(self, op: Op, source: str) -> None:
+        self.source = source
+        out = op.results[0].type
+        self._out = (out.shape, out.dtype.np)
+        self._kernel = compile_kernel(source, array_types([out], [v.type for v in op.operands]))
+
+    def __call__(self, a, b):
+        out = np.empty(*self._out)
+        self._kernel(array_arg(out), array_arg(a), array_arg(b))
+        return (out,)
+
+
+def _operand_ref(name, shape, batch, batch_vars, rows, cols, transpose) -> str:
+    """The subscript of a matmul operand: broadcast batch dims, then (rows, cols) or swapped."""
+    batch_part = broadcast_index(shape[:-2], batch, batch_vars)[1:-1] if len(shape) > 2 else ""
+    last = [cols, rows] if transpose else [rows, cols]
+    return name + subscript(([batch_part] if batch_part else []) + last)
+
+
+def matmul_source(a, b, out, ta: bool, tb: bool) -> str:
+    """Source of the loop-nest matmul for operand types `a`, `b` and result type `out`."""
+    batch = out.shape[:-2]
+    batch_vars = [f"b{d}" for d in range(len(batch))]
+    rank = len(out.shape)
+    src = Source(kernel_header(1, 2))
+    for d in range(len(batch)):
+        src(f"nb{d} = out0.shape[{d}]")
+    src(f"m = out0.shape[{rank - 2}]")
+    src(f"n = out0.shape[{rank - 1}]")
+    src(f"kk = in0.shape[{len(a.shape) - (2 if ta else 1)}]")
+    floating = out.dtype.is_floating
+    with src.loops(batch_vars + ["i", "j"], [f"nb{d}" for d in range(len(batch))] + ["m", "n"]):
+        src("acc = 0.0" if floating else "acc = np.int64(0)")
+        with src.block("for k in range(kk):"):
+            x = scalar.load(_operand_ref("in0", a.shape, batch, batch_vars, "i", "k", ta), a.dtype)
+            y = scalar.load(_operand_ref("in1", b.shape, batch, batch_vars, "k", "j", tb), b.dtype)
+            cast = "np.float64" if floating else "np.int64"
+            src(f"acc += {cast}({x}) * {cast}({y})")
+        src(f"out0{subscript(batch_vars + ['i', 'j'])} = {scalar.store('acc', out.dtype)}")
+    return src.text()

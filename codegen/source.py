@@ -1,0 +1,151 @@
+"""Shared machinery of generated CPU kernels: source writing, compiling and the kernel cache.
+
+A kernel is the source text of ``def kernel(out0, ..., in0, ...)`` with explicit
+loops. `compile_kernel` compiles it once per (source text, argument dtypes) with
+``numba.njit`` and keeps it in memory, so two equal ops (or the same op at a new
+batch size: sizes are read from the arrays at run time) share one compiled
+kernel. `KERNEL_STATS` counts ``compiled`` and ``reused`` kernels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import linecache
+import threading
+from contextlib import contextmanager
+
+import numba
+import numpy as np
+from numba import types as nbt
+
+from fuseflow.codegen import helpers
+from fuseflow.ir import dtypes as dt
+
+KERNEL_STATS = {"compiled": 0, "reused": 0}
+_CACHE: dict[tuple, Kernel] = {}
+_LOCK = threading.Lock()
+
+
+class Source:
+    """Lines of Python source with an indentation level (``with src.block():`` nests)."""
+
+    def __init__(self, header: str) -> None:
+        self.lines = [header]
+        self.depth = 1
+
+    def __call__(self, line: str) -> None:
+        self.lines.append("    " * self.depth + line)
+
+    @contextmanager
+    def block(self, header: str):
+        self(header)
+        self.depth += 1
+        yield
+        self.depth -= 1
+
+    @contextmanager
+    def loops(self, names, bounds):
+        """Nested ``for name in range(bound)`` loops, outermost first."""
+        depth = self.depth
+        for name, bound in zip(names, bounds):
+            self(f"for {name} in range({bound}):")
+            self.depth += 1
+        yield
+        self.depth = depth
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def kernel_header(outputs: int, inputs: int, extra=()) -> str:
+    """``def kernel(out0, ..., in0, ..., extra...):``."""
+    names = [f"out{i}" for i in range(outputs)] + [f"in{i}" for i in range(inputs)] + list(extra)
+    return f"def kernel({', '.join(names)}):"
+
+
+def broadcast_index(shape, domain, loop_vars) -> str:
+    """The subscript of a value of `shape` at the loop index of `domain` (numpy broadcasting).
+
+    A dim of size 1 where the domain dim is not 1 reads index 0; missing leading dims are
+    dropped. Only that pattern, never a size, shapes the text.
+    """
+    offset = len(domain) - len(shape)
+    parts = ["0" if s == 1 and domain[offset + j] != 1 else loop_vars[offset + j] for j, s in enumerate(shape)]
+    return subscript(parts)
+
+
+def subscript(parts) -> str:
+    return "[()]" if not parts else "[" + ", ".join(parts) + "]"
+
+
+def array_arg(arr: np.ndarray) -> np.ndarray:
+    """The array as a kernel sees it: float16 buffers as their uint16 bits (numba has no float16)."""
+    return arr.view(np.uint16) if arr.dtype == np.float16 else arr
+
+
+def _nb_array(dtype: dt.DType, ndim: int, readonly: bool) -> nbt.Array:
+    np_dtype = np.dtype(np.uint16) if dtype is dt.float16 else dtype.np
+    return nbt.Array(numba.from_dtype(np_dtype), ndim, "C", readonly=readonly)
+
+
+def array_types(outputs, inputs=()) -> tuple:
+    """Numba argument types for C-contiguous arrays: `outputs` writable, `inputs` read-only.
+
+    Inputs are typed read-only so one compiled version takes writable and read-only
+    (e.g. constant) arrays alike.
+    """
+    return (tuple(_nb_array(t.dtype, len(t.shape), False) for t in outputs)
+            + tuple(_nb_array(t.dtype, len(t.shape), True) for t in inputs))
+
+
+class Kernel:
+    """A compiled generated kernel: exactly one numba version, for C-contiguous arrays.
+
+    An argument that does not match (a strided view, a wrong dtype) is retried as a
+    contiguous copy, and otherwise named in a TypeError.
+    """
+
+    def __init__(self, dispatcher, source: str) -> None:
+        self.dispatcher = dispatcher
+        self.source = source
+
+    def __call__(self, *args):
+        try:
+            return self.dispatcher(*args)
+        except TypeError:
+            if not any(isinstance(a, np.ndarray) and not a.flags.c_contiguous for a in args):
+                expected = ", ".join(str(t) for t in self.dispatcher.signatures[0])
+                got = ", ".join(str(numba.typeof(a)) for a in args)
+                raise TypeError(f"kernel arguments ({got}) do not match its types ({expected})") from None
+        return self.dispatcher(*[np.ascontiguousarray(a) if isinstance(a, np.ndarray) and a.ndim else a
+                                 for a in args])
+
+
+def compile_kernel(source: str, arg_types: tuple) -> Kernel:
+    """The compiled ``kernel`` of `source` for numba `arg_types`, from the cache when it is there.
+
+    Compiled eagerly (errors surface at compile time) and only once: numba may not add
+    versions behind our back, so `KERNEL_STATS` counts every compilation.
+    """
+    key = (source, tuple(str(t) for t in arg_types))
+    with _LOCK:
+        kernel = _CACHE.get(key)
+        if kernel is not None:
+            KERNEL_STATS["reused"] += 1
+            return kernel
+        dispatcher = _jit(source)
+        dispatcher.compile(arg_types)
+        dispatcher.disable_compile()
+        kernel = _CACHE[key] = Kernel(dispatcher, source)
+        KERNEL_STATS["compiled"] += 1
+        return kernel
+
+
+def _jit(source: str):
+    digest = hashlib.sha1(source.encode()).hexdigest()[:12]
+    filename = f"<fuseflow-kernel-{digest}>"
+    # Registered so numba's error messages and tracebacks can quote the generated lines.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = {"np": np, "_h": helpers}
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102  (our own generated source)
+    return numba.njit(error_model="numpy", cache=False)(namespace["kernel"])
