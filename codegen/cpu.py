@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fuseflow.codegen import contraction, movement, reduce
-from fuseflow.codegen.elementwise import compile_elementwise, compile_region
+from fuseflow.codegen.fused import REDUCTIONS, compile_fused, compile_single
 from fuseflow.codegen.source import KERNEL_STATS
 from fuseflow.ir.core import Op
 from fuseflow.ir.opdefs import OPS
@@ -24,13 +24,13 @@ __all__ = ["BUILDERS", "KERNEL_STATS", "NOT_COMPILED", "compile_op"]
 NOT_COMPILED = frozenset({"constant", "return", "yield"})
 
 BUILDERS: dict[str, Callable[[Op], Callable]] = {
-    "fused": lambda op: compile_region(op.regions[0]),
+    "fused": lambda op: compile_fused(op.regions[0]),
     "matmul": contraction.compile_matmul,
     "argmax": reduce.compile_arg_reduction,
     "argmin": reduce.compile_arg_reduction,
-    **{name: reduce.compile_reduction for name in reduce.REDUCTIONS},
+    **{name: compile_single for name in REDUCTIONS},
     **movement.BUILDERS,
-    **{name: compile_elementwise for name, d in OPS.items() if d.category == "elementwise"},
+    **{name: compile_single for name, d in OPS.items() if d.category == "elementwise"},
 }
 
 

@@ -309,3 +309,21 @@ def truncated_normal(key, index):
         z = normal_pair(key, index + rnd * _ROUND_STRIDE)
         rnd += _ONE_U
     return z
+
+
+# ----------------------------------------------------------------------------- reduction combiners
+# The only reassociating float ops of a kernel: LLVM fast-math flags are per instruction, so
+# these inlined adds and multiplies let a reduction loop vectorise while every other float op
+# of the kernel keeps IEEE order.
+
+_reassoc = njit(fastmath={"reassoc"}, error_model="numpy", cache=False)
+
+
+@_reassoc
+def radd(a, b):
+    return a + b
+
+
+@_reassoc
+def rmul(a, b):
+    return a * b

@@ -44,11 +44,11 @@ class Source:
         self.depth -= 1
 
     @contextmanager
-    def loops(self, names, bounds):
-        """Nested ``for name in range(bound)`` loops, outermost first."""
+    def loops(self, names, bounds, parallel: bool = False):
+        """Nested ``for name in range(bound)`` loops, outermost first (``prange`` if `parallel`)."""
         depth = self.depth
-        for name, bound in zip(names, bounds):
-            self(f"for {name} in range({bound}):")
+        for k, (name, bound) in enumerate(zip(names, bounds)):
+            self(f"for {name} in {'prange' if parallel and k == 0 else 'range'}({bound}):")
             self.depth += 1
         yield
         self.depth = depth
@@ -121,19 +121,19 @@ class Kernel:
                                  for a in args])
 
 
-def compile_kernel(source: str, arg_types: tuple) -> Kernel:
+def compile_kernel(source: str, arg_types: tuple, parallel: bool = False) -> Kernel:
     """The compiled ``kernel`` of `source` for numba `arg_types`, from the cache when it is there.
 
     Compiled eagerly (errors surface at compile time) and only once: numba may not add
     versions behind our back, so `KERNEL_STATS` counts every compilation.
     """
-    key = (source, tuple(str(t) for t in arg_types))
+    key = (source, tuple(str(t) for t in arg_types), parallel)
     with _LOCK:
         kernel = _CACHE.get(key)
         if kernel is not None:
             KERNEL_STATS["reused"] += 1
             return kernel
-        dispatcher = _jit(source)
+        dispatcher = _jit(source, parallel)
         dispatcher.compile(arg_types)
         dispatcher.disable_compile()
         kernel = _CACHE[key] = Kernel(dispatcher, source)
@@ -141,11 +141,11 @@ def compile_kernel(source: str, arg_types: tuple) -> Kernel:
         return kernel
 
 
-def _jit(source: str):
+def _jit(source: str, parallel: bool = False):
     digest = hashlib.sha1(source.encode()).hexdigest()[:12]
     filename = f"<fuseflow-kernel-{digest}>"
     # Registered so numba's error messages and tracebacks can quote the generated lines.
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace = {"np": np, "_h": helpers}
+    namespace = {"np": np, "_h": helpers, "prange": numba.prange}
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102  (our own generated source)
-    return numba.njit(error_model="numpy", cache=False)(namespace["kernel"])
+    return numba.njit(error_model="numpy", cache=False, parallel=parallel)(namespace["kernel"])

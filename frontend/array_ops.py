@@ -218,9 +218,7 @@ def size(input, name=None, out_type=dt.int32):
 
 def rank(input, name=None):
     x = convert_to_tensor(input)
-    if x.type.shape is not None:
-        return make_op("Rank", [x], _shape_info("rank", dt.int32), name=name)
-    return make_op("Rank", [x], lambda b, v: b.constant(np.int32(rank_of(v))), name=name)
+    return make_op("Rank", [x], _shape_info("rank", dt.int32), name=name)
 
 
 def fill(dims, value, name=None):

@@ -18,6 +18,7 @@ import numpy as np
 from fuseflow.frontend.graph import Tensor, get_default_graph
 from fuseflow.frontend.lowering import COUNTER_TYPE, lower
 from fuseflow.ir.types import TensorType, format_shape, shapes_compatible
+from fuseflow.passes.manager import PassManager
 from fuseflow.runtime.executable import Executable
 
 _local = threading.local()
@@ -69,7 +70,7 @@ def _feed_array(t: Tensor, value) -> np.ndarray:
     if not shapes_compatible(t.type.shape, arr.shape):
         raise ValueError(f"Cannot feed value of shape {format_shape(arr.shape)} for Tensor '{t.name}', which has "
                          f"shape {format_shape(t.type.shape)}")
-    return np.ascontiguousarray(arr)
+    return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)  # (ascontiguousarray makes 0-d 1-d)
 
 
 class _Compiled:
@@ -77,13 +78,14 @@ class _Compiled:
 
     def __init__(self, lowered) -> None:
         self.lowered = lowered
-        self.executable = Executable(lowered.module.main)
+        self.module = PassManager().run(lowered.module)
+        self.executable = Executable(self.module.main)
         self.n_fetch = sum(i is not None for i in lowered.fetch_index)
-        results = lowered.module.main.results
+        results = self.module.main.results
         state_values = set(results[self.n_fetch:])
-        # Results that are arguments or also new state would alias the store or the caller's arrays: copy them.
-        self.copy = [self.executable.result_is_arg[i] or (i < self.n_fetch and results[i] in state_values)
-                     or (i >= self.n_fetch and self.executable.result_is_arg[i]) for i in range(len(results))]
+        # Results that alias the caller's, the executable's or the store's arrays are copied.
+        self.copy = [self.executable.result_aliases[i] or (i < self.n_fetch and results[i] in state_values)
+                     for i in range(len(results))]
 
 
 class Session:

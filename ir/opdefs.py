@@ -289,6 +289,12 @@ def _reduce_shape(shape, axes, keepdims, name):
     return tuple(d for i, d in enumerate(shape) if i not in axes)
 
 
+def normalized_axes(op) -> tuple:
+    """A reduction op's ``axes``, sorted and non-negative."""
+    rank = len(op.operands[0].type.shape)
+    return tuple(sorted({a % rank for a in op.attrs["axes"]})) if rank else ()
+
+
 def _reduce_rule(allowed):
     def rule(types, attrs, name):
         (x,) = types
@@ -302,11 +308,16 @@ def _acc_dtype(dtype):
     return np.float64 if dtype.kind == "f" else dtype
 
 
+def _np_axes(x, axes) -> tuple:
+    # The type rule lets a rank-0 operand name axis 0: reducing a scalar leaves it as it is.
+    return tuple(axes) if x.ndim else ()
+
+
 def _reduce_ref(fn):
     def ref(x, axes, keepdims):
-        with np.errstate(all="ignore"):
-            out = fn(x.astype(_acc_dtype(x.dtype), copy=False), axis=tuple(axes), keepdims=keepdims)
-        return np.asarray(out).astype(x.dtype)
+        with np.errstate(all="ignore"):  # the cast back may overflow (float16 sums): inf, as the kernels give
+            out = fn(x.astype(_acc_dtype(x.dtype), copy=False), axis=_np_axes(x, axes), keepdims=keepdims)
+            return np.asarray(out).astype(x.dtype)
 
     return ref
 
@@ -314,8 +325,9 @@ def _reduce_ref(fn):
 def _mean_ref(x, axes, keepdims):
     if x.dtype.kind == "f":
         return _reduce_ref(np.mean)(x, axes, keepdims)
+    axes = _np_axes(x, axes)
     n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
-    s = np.sum(x.astype(np.int64), axis=tuple(axes), keepdims=keepdims)
+    s = np.sum(x.astype(np.int64), axis=axes, keepdims=keepdims)
     q = np.where(s < 0, -((-s) // max(n, 1)), s // max(n, 1))  # integer mean truncates toward zero
     return np.asarray(q).astype(x.dtype)
 
@@ -325,7 +337,7 @@ def _minmax_ref(fn, empty):
         if x.size == 0:
             shape = _reduce_shape(x.shape, axes, keepdims, "reduce")
             return np.full(shape, empty(x.dtype), x.dtype)
-        return np.asarray(fn(x, axis=tuple(axes), keepdims=keepdims)).astype(x.dtype)
+        return np.asarray(fn(x, axis=_np_axes(x, axes), keepdims=keepdims)).astype(x.dtype)
 
     return ref
 

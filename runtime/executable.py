@@ -34,7 +34,8 @@ class Executable:
         self.template = template
         self.n_args = len(fn.args)
         self.result_slots = [slot_of[v] for v in fn.results]
-        self.result_is_arg = [s < self.n_args for s in self.result_slots]
+        # Results that are arguments or constants alias the caller's arrays or the executable's own.
+        self.result_aliases = [s < self.n_args or template[s] is not None for s in self.result_slots]
 
     def run(self, args) -> list:
         slots = self.template.copy()

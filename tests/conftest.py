@@ -1,4 +1,8 @@
+import os
+
 import pytest
+
+os.environ.setdefault("FUSEFLOW_VERIFY", "1")  # verify the IR after every pass in tests
 
 import fuseflow as tf
 

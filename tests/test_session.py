@@ -200,3 +200,11 @@ def test_unknown_rank_placeholder():
     with tf.Session() as sess:
         np.testing.assert_array_equal(sess.run(y, {x: [[1, 2], [3, 4]]}), [6, 14])
         assert sess.run(y, {x: [1, 2, 3]}) == 12
+
+
+def test_fetched_constants_are_fresh_writable_arrays():
+    c = tf.constant([1.0, 2.0])
+    with tf.Session() as sess:
+        a, b = sess.run([c, c])
+        a[0] = 5.0
+        assert b[0] == 1.0 and sess.run(c)[0] == 1.0

@@ -1,0 +1,288 @@
+"""One loop nest per ``fused`` region: elementwise ops and reductions over one domain.
+
+The domain is ``S`` (the shape all reductions of the region read, or the
+broadcast of the yielded shapes when there are none) with reduced axes ``A``.
+Outer loops walk the dims not in ``A`` (the first one in parallel with
+``prange`` when the work is large); values that do not vary along ``A`` are
+computed once per outer iteration. Each reduction is one inner loop over ``A``
+that recomputes its operand's elementwise cone in registers and accumulates;
+after the reductions, one more inner loop computes and stores the yielded
+values that vary along ``A``. Row softmax is thus: max loop, sum loop, store
+loop, per row, with no intermediate arrays. A region without reductions is the
+same nest with an empty ``A``: a plain elementwise loop. Values of a
+``keepdims=False`` reduction (and what is computed from them) are indexed by
+the outer dims alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fuseflow.codegen import scalar
+from fuseflow.codegen.source import Source, array_arg, array_types, compile_kernel, kernel_header
+from fuseflow.ir import dtypes as dt
+from fuseflow.ir.core import Block, Op
+from fuseflow.ir.opdefs import broadcast_shapes, normalized_axes
+
+REDUCTIONS = ("reduce_sum", "reduce_prod", "reduce_mean", "reduce_max", "reduce_min")
+PARALLEL_MIN_ELEMENTS = 1 << 16
+
+
+class FusedKernel:
+    """A compiled region; ``kernel(*inputs)`` returns a tuple of new result arrays."""
+
+    def __init__(self, block: Block, plan) -> None:
+        self.source = plan.source
+        results = block.terminator.operands
+        self._outs = [(v.type.shape, v.type.dtype.np) for v in results]
+        self._consts = [array_arg(np.asarray(c, order="C")) for c in plan.consts]
+        self._dims = np.array(plan.domain, dtype=np.int64)
+        types = array_types([v.type for v in results],
+                            [a.type for a in block.args] + plan.const_types + [_dims_type(len(plan.domain))])
+        self._kernel = compile_kernel(plan.source, types, parallel=plan.parallel)
+
+    def __call__(self, *inputs):
+        outs = tuple(np.empty(shape, dtype) for shape, dtype in self._outs)
+        self._kernel(*map(array_arg, outs), *map(array_arg, inputs), *self._consts, self._dims)
+        return outs
+
+
+def _dims_type(rank):
+    from fuseflow.ir.types import TensorType
+
+    return TensorType(dt.int64, (rank,))
+
+
+def compile_fused(block: Block) -> FusedKernel:
+    """One kernel for a region of elementwise ops and reductions."""
+    return FusedKernel(block, FusedPlan(block))
+
+
+def compile_single(op: Op) -> FusedKernel:
+    """An elementwise op or a reduction alone, compiled as a one-op region."""
+    return compile_fused(single_op_region(op))
+
+
+def single_op_region(op: Op) -> Block:
+    """``^bb(args): r = op(args); yield r``."""
+    block = Block([v.type for v in op.operands])
+    inner = Op(op.name, block.args, dict(op.attrs), [r.type for r in op.results], loc=op.loc)
+    block.ops = [inner, Op("yield", inner.results, {}, ())]
+    return block
+
+
+class FusedPlan:
+    """The generated source of a region and what its kernel needs besides the inputs."""
+
+    def __init__(self, block: Block) -> None:
+        self.block = block
+        self.ops = _live_ops(block)
+        self.results = list(block.terminator.operands)
+        reductions = [op for op in self.ops if op.name in REDUCTIONS]
+        if reductions:
+            self.domain = tuple(reductions[0].operands[0].type.shape)
+            self.axes = normalized_axes(reductions[0])
+        else:
+            self.domain = tuple(broadcast_shapes(*[v.type.shape for v in self.results]))
+            self.axes = ()
+        self.outer = [d for d in range(len(self.domain)) if d not in self.axes]
+        size = int(np.prod(self.domain, dtype=np.int64))
+        self.parallel = bool(self.outer) and size >= PARALLEL_MIN_ELEMENTS
+        constants = [op for op in self.ops if op.name == "constant"]
+        self.consts = [op.attrs["value"] for op in constants]
+        self.const_types = [op.results[0].type for op in constants]
+        self._const_index = {op.results[0]: i for i, op in enumerate(constants)}
+        self._squeezed = self._squeezed_values()
+        self._inner = self._inner_values()
+        self._loads = 0
+        self.source = self._generate()
+
+    # -- analysis
+    def _squeezed_values(self) -> set:
+        """Values indexed by the outer dims only: keepdims=False reductions and what follows them."""
+        out = set()
+        for op in self.ops:
+            if (op.name in REDUCTIONS and not op.attrs["keepdims"] and self.axes) or \
+                    any(v in out for v in op.operands):
+                out.update(op.results)
+        return out
+
+    def _inner_values(self) -> set:
+        """Values that vary along the reduced axes."""
+        inner = set()
+        for arg in self.block.args:
+            if self._reads_inner(arg):
+                inner.add(arg)
+        for op in self.ops:
+            if op.name == "constant":
+                if self._reads_inner(op.results[0]):
+                    inner.add(op.results[0])
+            elif op.name not in REDUCTIONS and any(v in inner for v in op.operands):
+                inner.update(op.results)
+        return inner
+
+    def _reads_inner(self, v) -> bool:
+        if v in self._squeezed or not self.axes:
+            return False
+        offset = len(self.domain) - len(v.type.shape)
+        return any(offset + j in self.axes and s != 1 for j, s in enumerate(v.type.shape))
+
+    def _subscript(self, v) -> str:
+        """`v`'s element at the current loop index (numpy broadcasting against its index space)."""
+        shape = v.type.shape
+        if v in self._squeezed:
+            space = [self.domain[d] for d in self.outer]
+            names = [f"i{d}" for d in self.outer]
+        else:
+            space, names = list(self.domain), [f"i{d}" for d in range(len(self.domain))]
+        offset = len(space) - len(shape)
+        parts = []
+        for j, s in enumerate(shape):
+            d = offset + j
+            inner_dim = v not in self._squeezed and d in self.axes
+            parts.append("0" if (s == 1 and space[d] != 1) or (inner_dim and v not in self._inner) else names[d])
+        return "[" + ", ".join(parts) + "]" if parts else "[()]"
+
+    # -- generation
+    def _generate(self) -> str:
+        n_in, n_const = len(self.block.args), len(self.consts)
+        src = Source(kernel_header(len(self.results), n_in, [f"const{i}" for i in range(n_const)] + ["dims"]))
+        for d in range(len(self.domain)):
+            src(f"n{d} = dims[{d}]")
+        src("count = " + " * ".join(["1"] + [f"n{d}" for d in self.axes]))
+        names: dict = {}
+        leaves = [v for v in list(self.block.args) + list(self._const_index) if self._is_used(v)]
+        for v in leaves:
+            if not v.type.shape:  # scalars: loaded once, before the loops
+                self._value(src, v, names)
+        outer_vars = [f"i{d}" for d in self.outer]
+        bounds = [f"n{d}" for d in self.outer]
+        with src.loops(outer_vars, bounds, parallel=self.parallel):
+            for v in leaves:
+                if v not in self._inner and v not in names:  # invariant along the reduced axes
+                    self._value(src, v, names)
+            pending = [op for op in self.ops if op.name in REDUCTIONS or op.results[0] not in self._inner]
+            self._emit_outer(src, pending, names)
+            for op in [op for op in self.ops if op.name in REDUCTIONS]:
+                self._emit_reduction(src, op, names)
+                self._emit_outer(src, pending, names)
+            inner_results = [v for v in self.results if v in self._inner]
+            if inner_results:
+                with src.loops([f"i{d}" for d in self.axes], [f"n{d}" for d in self.axes]):
+                    local = dict(names)
+                    self._emit_cone(src, inner_results, local)
+                    for v in inner_results:
+                        self._store(src, v, local)
+            for v in self.results:
+                if v not in self._inner:
+                    self._store(src, v, names)
+        return src.text()
+
+    def _store(self, src, v, names) -> None:
+        i = self.results.index(v)
+        src(f"out{i}{self._subscript(v)} = {scalar.store(self._value(src, v, names), v.type.dtype)}")
+
+    def _value(self, src, v, names) -> str:
+        """The register name of `v`, loading it first if it is a region input or constant."""
+        if v not in names:
+            array = f"const{self._const_index[v]}" if v in self._const_index else f"in{self.block.args.index(v)}"
+            self._loads += 1
+            name = f"a{self._loads}"
+            src(f"{name} = {scalar.load(array + self._subscript(v), v.type.dtype)}")
+            names[v] = name
+        return names[v]
+
+    def _emit_outer(self, src, pending: list, names: dict) -> None:
+        """Emits the outer-level elementwise ops whose operands are now available."""
+        for op in list(pending):
+            if op.name in REDUCTIONS:
+                if op.results[0] not in names:
+                    return  # later outer ops may need this reduction: keep block order
+                pending.remove(op)
+                continue
+            if op.name == "constant":
+                pending.remove(op)
+                continue
+            if not all(v in names or self._is_leaf(v) for v in op.operands):
+                return
+            self._emit_op(src, op, names)
+            pending.remove(op)
+
+    def _is_used(self, v) -> bool:
+        return v in self.results or any(v in op.operands for op in self.ops)
+
+    def _is_leaf(self, v) -> bool:
+        return v in self._const_index or v in self.block.args
+
+    def _emit_cone(self, src, values, names) -> None:
+        """Emits, in block order, the inner-level ops that `values` need."""
+        needed, stack = set(), list(values)
+        while stack:
+            v = stack.pop()
+            if v in names or self._is_leaf(v) or v in needed:
+                continue
+            needed.add(v)
+            stack.extend(v.owner.operands)
+        for op in self.ops:
+            if op.results[0] in needed:
+                self._emit_op(src, op, names)
+
+    def _emit_op(self, src, op: Op, names) -> None:
+        args = [self._value(src, v, names) for v in op.operands]
+        result = op.results[0]
+        expr = scalar.emit(op.name, args, [v.type.dtype for v in op.operands], op.attrs, result.type.dtype)
+        name = f"v{self.ops.index(op)}"
+        src(f"{name} = {expr}")
+        names[result] = name
+
+    def _emit_reduction(self, src, op: Op, names) -> None:
+        x = op.operands[0]
+        k = self.ops.index(op)
+        init, update, final = accumulator(op.name, x.type.dtype)
+        src(f"acc{k} = {init}")
+        with src.loops([f"i{d}" for d in self.axes], [f"n{d}" for d in self.axes]):
+            local = dict(names)
+            self._emit_cone(src, [x], local)
+            src(update.format(acc=f"acc{k}", x=self._value(src, x, local)))
+        result = op.results[0]
+        src(f"v{k} = {scalar.to_register(final.format(acc=f'acc{k}'), result.type.dtype)}")
+        names[result] = f"v{k}"
+
+
+def accumulator(name: str, dtype: dt.DType):
+    """(initial value, update statement over {acc} and {x}, final expression over {acc}).
+
+    Float sums, products and means accumulate in float64 through the reassociating combiners
+    (so the loop vectorises); integers in int64; integer means truncate toward zero.
+    """
+    floating = dtype.is_floating
+    if name in ("reduce_sum", "reduce_mean", "reduce_prod"):
+        prod = name == "reduce_prod"
+        if floating:
+            init = "1.0" if prod else "0.0"
+            update = "{acc} = _h." + ("rmul" if prod else "radd") + "({acc}, np.float64({x}))"
+        else:
+            init = f"np.int64({int(prod)})"
+            update = "{acc} = {acc} " + ("*" if prod else "+") + " np.int64({x})"
+        if name != "reduce_mean":
+            return init, update, "{acc}"
+        return init, update, ("{acc} / np.float64(count)" if floating else "_h.trunc_div_int({acc}, count)")
+    lowest = name == "reduce_max"
+    if floating:
+        init = scalar.typed_const(float("-inf") if lowest else float("inf"), dtype)
+        x = "{x}"
+    else:
+        init = f"np.int64({int(dtype.min if lowest else dtype.max)})"
+        x = "np.int64({x})"
+    return init, "{acc} = _h." + ("maximum" if lowest else "minimum") + "({acc}, " + x + ")", "{acc}"
+
+
+def _live_ops(block: Block):
+    """The region's ops that the yielded values need, in order."""
+    needed = set(block.terminator.operands)
+    live = []
+    for op in reversed(block.ops[:-1]):
+        if any(r in needed for r in op.results):
+            live.append(op)
+            needed.update(op.operands)
+    return live[::-1]
