@@ -39,13 +39,14 @@ class BlasMatmul:
     """``np.matmul`` into a new output array, with transposes as views (a BLAS gemm)."""
 
     source = None
+    writes_into = True
 
     def __init__(self, out, ta: bool, tb: bool) -> None:
         self._out = (out.shape, out.dtype.np)
         self._ta, self._tb = ta, tb
 
-    def __call__(self, a, b):
-        out = np.empty(*self._out)
+    def __call__(self, a, b, out=None):
+        out = out[0] if out else np.empty(*self._out)
         with np.errstate(all="ignore"):  # inf * 0 gives NaN, as IEEE (and the reference) say
             np.matmul(np.swapaxes(a, -1, -2) if self._ta else a, np.swapaxes(b, -1, -2) if self._tb else b,
                       out=out)
@@ -55,14 +56,16 @@ class BlasMatmul:
 class LoopMatmul:
     """A generated numba matmul kernel (integer and float16 operands)."""
 
+    writes_into = True
+
     def __init__(self, op: Op, source: str) -> None:
         self.source = source
         out = op.results[0].type
         self._out = (out.shape, out.dtype.np)
         self._kernel = compile_kernel(source, array_types([out], [v.type for v in op.operands]))
 
-    def __call__(self, a, b):
-        out = np.empty(*self._out)
+    def __call__(self, a, b, out=None):
+        out = out[0] if out else np.empty(*self._out)
         self._kernel(array_arg(out), array_arg(a), array_arg(b))
         return (out,)
 

@@ -41,8 +41,10 @@ class FusedKernel:
                             [a.type for a in block.args] + plan.const_types + [_dims_type(len(plan.domain))])
         self._kernel = compile_kernel(plan.source, types, parallel=plan.parallel)
 
-    def __call__(self, *inputs):
-        outs = tuple(np.empty(shape, dtype) for shape, dtype in self._outs)
+    writes_into = True
+
+    def __call__(self, *inputs, out=None):
+        outs = out or tuple(np.empty(shape, dtype) for shape, dtype in self._outs)
         self._kernel(*map(array_arg, outs), *map(array_arg, inputs), *self._consts, self._dims)
         return outs
 

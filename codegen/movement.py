@@ -34,8 +34,10 @@ class MovementKernel:
         types = array_types(out_types, [v.type for v in op.operands]) + tuple(extra_types)
         self._kernel = compile_kernel(source, types)
 
-    def __call__(self, *inputs):
-        outs = tuple(np.empty(shape, dtype) for shape, dtype in self._outs)
+    writes_into = True
+
+    def __call__(self, *inputs, out=None):
+        outs = out or tuple(np.empty(shape, dtype) for shape, dtype in self._outs)
         args = [array_arg(o.reshape(-1) if self._flat else o) for o in outs]
         self._kernel(*args, *map(array_arg, inputs), *self._extra)
         return outs
@@ -124,6 +126,8 @@ def compile_gather(op: Op) -> MovementKernel:
 class GatherKernel(MovementKernel):
     """Raises ``IndexError`` naming the first index outside [0, n) (negative ones included)."""
 
+    writes_into = False
+
     def __call__(self, params, indices):
         out = np.empty(*self._outs[0])
         bad, index, n = self._kernel(array_arg(out), array_arg(params), indices)
@@ -151,6 +155,7 @@ class ReshapeKernel:
     """``reshape`` of a C-contiguous array: a view with the result shape (no copy)."""
 
     source = None
+    writes_into = False
 
     def __init__(self, op: Op) -> None:
         self._shape = op.results[0].type.shape

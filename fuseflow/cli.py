@@ -1,8 +1,10 @@
 """The ``fuseflow`` command line.
 
 ``fuseflow ir FILE.py:FUNC`` prints the IR of the graph FUNC builds (FUNC takes
-no arguments and returns its fetches); ``fuseflow ir FILE.ffir`` parses,
-verifies and prints textual IR.
+no arguments and returns its fetches) after the default pass pipeline;
+``fuseflow ir FILE.ffir`` parses textual IR, runs the pipeline and prints it.
+``--before/--after PASS`` and ``--all`` show other stages, ``--format dot``
+writes Graphviz, ``--explain`` says why neighbouring ops were not fused.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class UsageError(Exception):
 def _load_function(spec: str):
     path, _, name = spec.rpartition(":")
     if not path or not name:
-        raise UsageError(f"expected FILE.py:FUNC, got {spec!r}")
+        raise UsageError(f"expected FILE.py:FUNC or FILE.ffir, got {spec!r}")
     if not os.path.isfile(path):
         raise UsageError(f"no such file: {path}")
     module_spec = importlib.util.spec_from_file_location("_fuseflow_user_module", path)
@@ -58,28 +60,83 @@ def graph_module(func):
     return lower(elements, feeds, state).module
 
 
-def cmd_ir(args) -> int:
+def _input_module(target: str):
     from fuseflow.ir.parser import parse_module
+
+    if target.endswith(".ffir"):
+        if not os.path.isfile(target):
+            raise UsageError(f"no such file: {target}")
+        with open(target) as f:
+            return parse_module(f.read())
+    return graph_module(_load_function(target))
+
+
+def _stages_to_show(args, names) -> list[str]:
+    if args.all:
+        return ["input"] + names
+    for flag, pass_name in (("--after", args.after), ("--before", args.before)):
+        if pass_name is not None and pass_name not in names:
+            raise UsageError(f"{flag} {pass_name}: not in the pipeline ({', '.join(names)})")
+    if args.after:
+        return [args.after]
+    if args.before:
+        i = names.index(args.before)
+        return ["input" if i == 0 else names[i - 1]]
+    return [names[-1] if names else "input"]
+
+
+def _explain(stages) -> str:
+    """Comment lines: for each producer->consumer edge between kernels, why it was not fused."""
+    from fuseflow.passes.fuse import explain_unfused, find_groups
+
+    before = dict(stages).get("dce") or stages[-1][1]
+    lines = []
+    for fn in before.functions.values():
+        for p, c, why in explain_unfused(fn, find_groups(fn)):
+            lines.append(f"# not fused: {p.name} {p.loc} -> {c.name} {c.loc}: {why}")
+    return "\n".join(lines) + ("\n" if lines else "# every producer->consumer edge is fused\n")
+
+
+def cmd_ir(args) -> int:
+    from fuseflow.ir.dot import module_to_dot
     from fuseflow.ir.printer import print_module
     from fuseflow.ir.verifier import verify
+    from fuseflow.passes.manager import PassManager
 
-    if args.target.endswith(".ffir"):
-        if not os.path.isfile(args.target):
-            raise UsageError(f"no such file: {args.target}")
-        with open(args.target) as f:
-            module = parse_module(f.read())
-    else:
-        module = graph_module(_load_function(args.target))
+    module = _input_module(args.target)
     verify(module)
-    sys.stdout.write(print_module(module))
+    try:
+        manager = PassManager(args.pipeline, verify=True, keep_stages=True)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    manager.run(module)
+    stages = dict(manager.stages)
+    for name in _stages_to_show(args, manager.names):
+        if args.format == "dot":
+            sys.stdout.write(module_to_dot(stages[name]))
+            continue
+        if args.all or args.after or args.before:
+            sys.stdout.write(f"// ----- {'input' if name == 'input' else 'after ' + name}\n")
+        sys.stdout.write(print_module(stages[name]))
+    if args.explain:
+        sys.stdout.write(_explain(manager.stages))
     return 0
 
 
 def main(argv=None) -> int:
+    from fuseflow.passes.manager import DEFAULT_PIPELINE
+
     parser = argparse.ArgumentParser(prog="fuseflow", description="fuseflow: TF1 graphs compiled to native kernels")
     sub = parser.add_subparsers(dest="command", required=True)
     ir = sub.add_parser("ir", help="print the IR of a graph-building function or of a .ffir file")
     ir.add_argument("target", help="FILE.py:FUNC or FILE.ffir")
+    stage = ir.add_mutually_exclusive_group()
+    stage.add_argument("--after", metavar="PASS", help="show the IR after PASS")
+    stage.add_argument("--before", metavar="PASS", help="show the IR before PASS")
+    stage.add_argument("--all", action="store_true", help="show the IR before and after every pass")
+    ir.add_argument("--pipeline", default=DEFAULT_PIPELINE, help=f"passes to run (default {DEFAULT_PIPELINE})")
+    ir.add_argument("--format", choices=("text", "dot"), default="text", help="text IR or Graphviz dot")
+    ir.add_argument("--explain", action="store_true", help="say why neighbouring ops were not fused")
     ir.set_defaults(run=cmd_ir)
     args = parser.parse_args(argv)
     try:

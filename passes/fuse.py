@@ -23,11 +23,11 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
+from fuseflow.ir.builder import Builder
 from fuseflow.ir.core import Block, Function, Module, Op, Value
 from fuseflow.ir.opdefs import OPS, normalized_axes
-from fuseflow.ir.types import format_shape
+from fuseflow.passes.dce import dce_function
 from fuseflow.passes.rewrite import clone, map_functions
-from fuseflow.ir.builder import Builder
 
 FUSED_REDUCTIONS = {"reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod"}
 INLINE_CONSTANT_LIMIT = 64  # elements: smaller constants are copied into the region
@@ -104,7 +104,7 @@ def _ancestors(ops) -> tuple[dict, list]:
     return index, anc
 
 
-def find_groups(fn: Function, notes: list | None = None) -> _Groups:
+def find_groups(fn: Function) -> _Groups:
     """Greedy producer->consumer grouping in program order."""
     ops = fn.ops[:-1]
     index, anc = _ancestors(ops)
@@ -118,7 +118,7 @@ def find_groups(fn: Function, notes: list | None = None) -> _Groups:
             gid = g.group_of.get(v.owner)
             if gid is not None and gid not in candidates:
                 candidates.append(gid)
-        chosen = _choose(g, op, candidates, notes)
+        chosen = _choose(g, op, candidates)
         if chosen is None:
             chosen, next_id = next_id, next_id + 1
         for gid in ([chosen] if isinstance(chosen, int) else chosen):
@@ -133,24 +133,14 @@ def _legal(g: _Groups, op: Op, gids) -> bool:
     return group_domain(ops) is not None and g.convex(set(ops))
 
 
-def _choose(g: _Groups, op: Op, candidates, notes):
+def _choose(g: _Groups, op: Op, candidates):
+    """All producer groups with `op` if legal, else the first legal one, else None (a new group)."""
     if candidates and _legal(g, op, candidates):
         return candidates if len(candidates) > 1 else candidates[0]
     for gid in candidates:
         if _legal(g, op, [gid]):
             return gid
-    if notes is not None:
-        for gid in candidates:
-            notes.append((g.members(gid)[-1], op, _why_not(g, op, gid)))
     return None
-
-
-def _why_not(g: _Groups, op: Op, gid) -> str:
-    ops = [op] + g.members(gid)
-    if not g.convex(set(ops)):
-        return "fusing would make a path leave the kernel and come back (not convex)"
-    shapes = sorted({format_shape(m.results[0].type.shape) for m in ops})
-    return "different loop domains: " + " vs ".join(shapes)
 
 
 def explain_unfused(fn: Function, g: _Groups) -> list[tuple[Op, Op, str]]:
@@ -175,13 +165,22 @@ def _edge_reason(p: Op, c: Op, g: _Groups) -> str:
             if category == "contraction":
                 return f"'{side.name}' is a library call (BLAS); only its elementwise epilogue fuses"
             return f"'{side.name}' ({category}) is not fused"
-    if g.convex({p, c}) and group_domain([p, c]) is None:
-        if p.results[0].type.size is not None and c.results[0].type.size is not None \
-                and p.results[0].type.size < c.results[0].type.size:
-            return (f"producer {p.results[0].type} is read by broadcasting into {c.results[0].type}: "
-                    "computed once, read by index")
-        return f"different loop domains: {p.results[0].type} vs {c.results[0].type}"
-    return "fusing both groups would not be convex, or their loop domains differ"
+    both = _group_or_self(g, p) + _group_or_self(g, c)
+    if not g.convex(set(both)):
+        return "fusing the two kernels would make a path leave the kernel and come back (not convex)"
+    domains = sorted({f"{op.operands[0].type} over axes {list(normalized_axes(op))}"
+                      for op in both if op.name in FUSED_REDUCTIONS})
+    if len(domains) > 1:
+        return "reductions over different domains: " + "; ".join(domains)
+    pt, ct = p.results[0].type, c.results[0].type
+    if pt.size is not None and ct.size is not None and pt.size < ct.size:
+        return f"producer {pt} is read by broadcasting into {ct}: computed once, read by index"
+    return f"different loop domains: {pt} vs {ct}"
+
+
+def _group_or_self(g: _Groups, op: Op) -> list:
+    gid = g.group_of.get(op)
+    return [op] if gid is None else g.members(gid)
 
 
 # ----------------------------------------------------------------------------- rebuilding
@@ -274,8 +273,6 @@ def fuse_function(fn: Function) -> Function:
 
 
 def _drop_dead_constants(fn: Function) -> Function:
-    from fuseflow.passes.dce import dce_function
-
     return dce_function(fn)
 
 

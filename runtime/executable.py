@@ -8,19 +8,28 @@ session commits new variable values only after `run` returned).
 
 from __future__ import annotations
 
+import numpy as np
+
 from fuseflow.codegen.cpu import compile_op
 from fuseflow.ir.core import Function
 from fuseflow.ir.errors import InvalidArgumentError, OpError
+from fuseflow.runtime.memory import plan_buffers
 
 HOST_OPS = {"constant"}
 
 
 class Executable:
-    """Steps ``(kernel, input slots, output slots, op)`` plus the slots of the results."""
+    """Steps ``(kernel, input slots, output buffers or None, output slots, op)`` plus the result slots.
+
+    Intermediate values live in buffers planned once (`plan_buffers`) and kept between runs.
+    """
 
     def __init__(self, fn: Function) -> None:
         slot_of = {v: i for i, v in enumerate(fn.args)}
         template: list = [None] * len(fn.args)
+        kernels = {op: compile_op(op) for op in fn.ops[:-1] if op.name not in HOST_OPS}
+        self.plan = plan_buffers(fn, lambda op: getattr(kernels.get(op), "writes_into", False))
+        self.buffers = [np.empty(shape, dtype) for shape, dtype in self.plan.buffers]
         self.steps = []
         for op in fn.ops[:-1]:
             outs = []
@@ -30,7 +39,10 @@ class Executable:
                 template.append(op.attrs["value"] if op.name in HOST_OPS else None)
             if op.name not in HOST_OPS:
                 ins = tuple(slot_of[v] for v in op.operands)
-                self.steps.append((compile_op(op), ins, tuple(outs), op))
+                into = None
+                if all(r in self.plan.buffer_of for r in op.results):
+                    into = tuple(self.buffers[self.plan.buffer_of[r]] for r in op.results)
+                self.steps.append((kernels[op], ins, into, tuple(outs), op))
         self.template = template
         self.n_args = len(fn.args)
         self.result_slots = [slot_of[v] for v in fn.results]
@@ -40,9 +52,12 @@ class Executable:
     def run(self, args) -> list:
         slots = self.template.copy()
         slots[: self.n_args] = args
-        for kernel, ins, outs, op in self.steps:
+        for kernel, ins, into, outs, op in self.steps:
             try:
-                results = kernel(*[slots[i] for i in ins])
+                if into is None:
+                    results = kernel(*[slots[i] for i in ins])
+                else:
+                    results = kernel(*[slots[i] for i in ins], out=into)
             except OpError:
                 raise
             except Exception as e:  # a kernel's own error (e.g. an index out of range): name the op

@@ -1,0 +1,60 @@
+"""Buffer planning: dead intermediates share buffers; results and their views never do."""
+
+import numpy as np
+
+import fuseflow as tf
+from fuseflow.ir import dtypes as dt
+from fuseflow.ir.builder import Builder
+from fuseflow.ir.types import TensorType
+from fuseflow.runtime.executable import Executable
+from fuseflow.runtime.memory import plan_buffers
+
+F = TensorType(dt.float32, (8, 8))
+
+
+def _chain():
+    """Four matmuls in a row: each intermediate dies at the next step."""
+    b = Builder([F, F])
+    x, w = b.args
+    for _ in range(4):
+        x = b.op("matmul", x, w, transpose_a=False, transpose_b=False)
+    return b.finish([x])
+
+
+def test_dead_intermediates_share_buffers():
+    fn = _chain()
+    plan = plan_buffers(fn, lambda op: True)
+    assert plan.planned_values == 3  # the last matmul is the result
+    assert len(plan.buffers) == 2  # x1 and x2 alternate, x3 reuses x1's buffer
+    owners = [plan.buffer_of[op.results[0]] for op in fn.ops[:3]]
+    assert owners[0] == owners[2] != owners[1]
+
+
+def test_results_and_views_of_results_are_not_planned():
+    b = Builder([F])
+    (x,) = b.args
+    y = b.op("exp", x)
+    z = b.op("reshape", y, shape=(64,))
+    fn = b.finish([z])
+    assert plan_buffers(fn, lambda op: True).planned_values == 0
+
+
+def test_executable_reuses_buffers_across_runs_and_returns_fresh_results():
+    fn = _chain()
+    exe = Executable(fn)
+    x = np.eye(8, dtype=np.float32) * 2
+    w = np.eye(8, dtype=np.float32)
+    first = exe.run([x, w])[0]
+    second = exe.run([x * 3, w])[0]
+    np.testing.assert_array_equal(first, x)
+    np.testing.assert_array_equal(second, x * 3)
+    assert first is not second
+
+
+def test_session_results_survive_later_runs():
+    x = tf.placeholder(tf.float32, shape=[4, 4])
+    y = tf.matmul(tf.matmul(x, x), x)
+    with tf.Session() as sess:
+        a = sess.run(y, {x: np.eye(4)})
+        sess.run(y, {x: np.eye(4) * 2})
+    np.testing.assert_array_equal(a, np.eye(4))
