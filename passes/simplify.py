@@ -64,8 +64,9 @@ def _unary_rules(b, op, x):
         return x
     if op.name in ("reshape", "broadcast_to") and x.type == op.results[0].type:  # reshape to own shape -> x
         return x
-    if op.name == "reshape" and _owner(x, "reshape"):  # reshape(reshape x) -> reshape x
-        return b.op("reshape", x.owner.operands[0], shape=op.attrs["shape"])
+    if op.name == "reshape" and _owner(x, "reshape"):  # reshape(reshape x) -> reshape x (-> x at x's own type)
+        inner = x.owner.operands[0]
+        return inner if inner.type == op.results[0].type else b.op("reshape", inner, shape=op.attrs["shape"])
     if op.name == "transpose":
         perm = op.attrs["perm"]
         if _owner(x, "transpose"):  # transpose(transpose x) -> transpose x with the composed perm
@@ -88,20 +89,41 @@ def _pow_square(b, op, x, y):
     return None
 
 
-def _canonical_order(op, operands):
-    """Commutative ops: non-constants first in definition order, constants last."""
+class _Positions:
+    """The definition order of the values of the block a rewrite builds (indexed lazily as it grows)."""
+
+    def __init__(self) -> None:
+        self.index: dict = {}
+        self.indexed_ops = 0
+
+    def __call__(self, b, v: Value) -> int:
+        if not self.index:
+            self.index.update((a, i) for i, a in enumerate(b.args))
+        ops = b.block.ops
+        for op in ops[self.indexed_ops:]:
+            for r in op.results:
+                self.index[r] = len(self.index)
+        self.indexed_ops = len(ops)
+        return self.index[v]
+
+
+def _canonical_order(b, op, operands, position=None):
+    """Commutative ops: non-constants first in definition order (when `position` is given), constants last."""
     if not OPS[op.name].commutative or len(operands) != 2:
         return operands
     x, y = operands
     if constant_value(x) is not None and constant_value(y) is None:
         return (y, x)
+    if position is not None and constant_value(x) is None and constant_value(y) is None \
+            and position(b, y) < position(b, x):
+        return (y, x)
     return operands
 
 
-def simplify_rule(b, op: Op, operands):
+def simplify_rule(b, op: Op, operands, position=None):
     if op.regions or op.name not in OPS:
         return None
-    given, operands = operands, _canonical_order(op, operands)
+    given, operands = operands, _canonical_order(b, op, operands, position)
     if len(operands) == 1:
         return _unary_rules(b, op, operands[0])
     if len(operands) == 2 and OPS[op.name].category == "elementwise":
@@ -114,7 +136,8 @@ def simplify_rule(b, op: Op, operands):
 
 
 def simplify_function(fn: Function) -> Function:
-    return rewrite_function(fn, simplify_rule)
+    position = _Positions()
+    return rewrite_function(fn, lambda b, op, operands: simplify_rule(b, op, operands, position))
 
 
 def simplify(module: Module) -> Module:
