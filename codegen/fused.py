@@ -90,7 +90,10 @@ class FusedPlan:
         self.outer = [d for d in range(len(self.domain)) if d not in self.axes]
         size = int(np.prod(self.domain, dtype=np.int64))
         self.parallel = bool(self.outer) and size >= PARALLEL_MIN_ELEMENTS
-        constants = [op for op in self.ops if op.name == "constant"]
+        # Scalar constants become typed literals in the source (LLVM folds them); others are arrays.
+        self.literals = {op.results[0]: op.attrs["value"].item() for op in self.ops
+                         if op.name == "constant" and op.results[0].type.shape == () and not op.results[0].dtype.is_string}
+        constants = [op for op in self.ops if op.name == "constant" and op.results[0] not in self.literals]
         self.consts = [op.attrs["value"] for op in constants]
         self.const_types = [op.results[0].type for op in constants]
         self._const_index = {op.results[0]: i for i, op in enumerate(constants)}
@@ -152,7 +155,7 @@ class FusedPlan:
         for d in range(len(self.domain)):
             src(f"n{d} = dims[{d}]")
         src("count = " + " * ".join(["1"] + [f"n{d}" for d in self.axes]))
-        names: dict = {}
+        names: dict = {v: scalar.typed_const(value, v.type.dtype) for v, value in self.literals.items()}
         leaves = [v for v in list(self.block.args) + list(self._const_index) if self._is_used(v)]
         for v in leaves:
             if not v.type.shape:  # scalars: loaded once, before the loops
@@ -214,7 +217,7 @@ class FusedPlan:
         return v in self.results or any(v in op.operands for op in self.ops)
 
     def _is_leaf(self, v) -> bool:
-        return v in self._const_index or v in self.block.args
+        return v in self._const_index or v in self.block.args or v in self.literals
 
     def _emit_cone(self, src, values, names) -> None:
         """Emits, in block order, the inner-level ops that `values` need."""
@@ -232,7 +235,8 @@ class FusedPlan:
     def _emit_op(self, src, op: Op, names) -> None:
         args = [self._value(src, v, names) for v in op.operands]
         result = op.results[0]
-        expr = scalar.emit(op.name, args, [v.type.dtype for v in op.operands], op.attrs, result.type.dtype)
+        known = [self.literals.get(v) for v in op.operands]
+        expr = scalar.emit(op.name, args, [v.type.dtype for v in op.operands], op.attrs, result.type.dtype, known)
         name = f"v{self.ops.index(op)}"
         src(f"{name} = {expr}")
         names[result] = name

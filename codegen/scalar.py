@@ -57,13 +57,19 @@ def to_register(expr: str, dtype: DType) -> str:
     return f"np.{dtype.np.name}({expr})"
 
 
-def emit(name: str, args: list, dtypes: list, attrs: dict, result: DType) -> str:
-    """The expression of elementwise op `name`, in `result`'s register type."""
+def emit(name: str, args: list, dtypes: list, attrs: dict, result: DType, known=None) -> str:
+    """The expression of elementwise op `name`, in `result`'s register type.
+
+    `known` holds, per operand, its value when it is a scalar constant (else None).
+    """
     try:
         emitter = EMITTERS[name]
     except KeyError:
         raise NotImplementedError(f"no scalar emitter for op '{name}'") from None
-    expr = emitter(args, dtypes, attrs)
+    if name in _WITH_KNOWN:
+        expr = emitter(args, dtypes, attrs, known or [None] * len(args))
+    else:
+        expr = emitter(args, dtypes, attrs)
     if name in _EXACT and result is dt.float16:
         return expr  # already an exact half value in float32
     return to_register(expr, result)
@@ -157,10 +163,18 @@ EMITTERS["floor_mod"] = _int_or_float("floor_mod")
 
 
 @_register("pow")
-def _pow(a, t, attrs):
+def _pow(a, t, attrs, known):
     if t[0].is_integer:
         return f"_h.int_pow({_i64(a[0])}, {_i64(a[1])})"
+    n = known[1]
+    if n is not None and float(n).is_integer() and 1 <= abs(n) <= 4:
+        # x**n for a small integer constant n: repeated products (within 2 ulp, vectorisable)
+        product = "(" + " * ".join([a[0]] * int(abs(n))) + ")"
+        return product if n > 0 else f"({typed_const(1.0, t[0])} / {product})"
     return f"np.power({a[0]}, {a[1]})"
+
+
+_WITH_KNOWN = {"pow"}
 
 
 @_register("select")

@@ -1,5 +1,9 @@
 """``tf.errors``."""
 
 from fuseflow.ir.errors import (  # noqa: F401
-    FailedPreconditionError, InvalidArgumentError, NotFoundError, OpError, UnimplementedError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    OpError,
+    UnimplementedError,
 )

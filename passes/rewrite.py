@@ -9,7 +9,7 @@ walk.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from fuseflow.ir.builder import Builder
 from fuseflow.ir.core import Function, Module, Op, Value
