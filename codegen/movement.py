@@ -25,6 +25,7 @@ class MovementKernel:
 
     def __init__(self, op: Op, source: str, extra=(), extra_types=(), flat_outputs=False) -> None:
         self.source = source
+        self.op_name = op.name
         self._outs = [(r.type.shape, r.type.dtype.np) for r in op.results]
         self._extra = tuple(extra)
         self._flat = flat_outputs
@@ -124,7 +125,7 @@ def compile_gather(op: Op) -> MovementKernel:
 
 
 class GatherKernel(MovementKernel):
-    """Raises ``IndexError`` naming the first index outside [0, n) (negative ones included)."""
+    """gather and scatter_add: raise ``IndexError`` naming the first index outside [0, n) (negatives too)."""
 
     writes_into = False
 
@@ -132,8 +133,50 @@ class GatherKernel(MovementKernel):
         out = np.empty(*self._outs[0])
         bad, index, n = self._kernel(array_arg(out), array_arg(params), indices)
         if bad:
-            raise IndexError(f"gather index {index} is out of range [0, {n})")
+            raise IndexError(f"{self.op_name} index {index} is out of range [0, {n})")
         return (out,)
+
+
+def compile_scatter_slice(op: Op) -> MovementKernel:
+    """Zeros of the result shape, then the operand written at the (static) slice positions."""
+    out = op.results[0].type
+    starts_steps = [slice(*t).indices(d)[::2] for d, t in zip(out.shape, op.attrs["slices"])]
+    src = Source(kernel_header(1, 1))
+    src("out0[...] = 0")
+    iv = _loop_vars(len(out.shape))
+    with src.loops(iv, _shape_lines(src, "in0", len(out.shape))):
+        index = [f"{start} + {step} * {i}" for (start, step), i in zip(starts_steps, iv)]
+        src(f"out0{subscript(index)} = in0{subscript(iv)}")
+    return MovementKernel(op, src.text())
+
+
+def compile_scatter_add(op: Op) -> MovementKernel:
+    """Zeros, plus each slice of the updates added at its index along ``axis`` (a bad index raises)."""
+    updates, indices = (v.type for v in op.operands)
+    out = op.results[0].type
+    axis = op.attrs["axis"] % len(out.shape)
+    inner, idx_rank = len(out.shape) - axis - 1, len(indices.shape)
+    src = Source(kernel_header(1, 2))
+    src("out0[...] = 0")
+    src(f"n = out0.shape[{axis}]")
+    qv = _loop_vars(idx_rank, "q")
+    with src.loops(qv, _shape_lines(src, "in1", idx_rank, "m")):
+        src(f"j = np.int64(in1{subscript(qv)})")
+        with src.block("if j < 0 or j >= n:"):
+            src("return True, j, n")
+    pv, rv = _loop_vars(axis, "p"), _loop_vars(inner, "r")
+    sizes = _shape_lines(src, "out0", len(out.shape), "s")
+    with src.loops(pv + qv, sizes[:axis] + [f"m{d}" for d in range(idx_rank)]):
+        src(f"j = in1{subscript(qv)}")
+        with src.loops(rv, sizes[axis + 1:]):
+            target = f"out0{subscript(pv + ['j'] + rv)}"
+            value = f"in0{subscript(pv + qv + rv)}"
+            if updates.dtype is dt.float16:
+                src(f"{target} = _h.f32_to_f16(_h.f16_to_f32({target}) + _h.f16_to_f32({value}))")
+            else:
+                src(f"{target} += {value}")
+    src("return False, np.int64(0), n")
+    return GatherKernel(op, src.text())
 
 
 # ----------------------------------------------------------------------------- generators
@@ -184,6 +227,8 @@ BUILDERS = {
     "slice": compile_slice,
     "concat": compile_concat,
     "gather": compile_gather,
+    "scatter_slice": compile_scatter_slice,
+    "scatter_add": compile_scatter_add,
     "iota": compile_iota,
     "reshape": ReshapeKernel,
     **{name: compile_random for name in _DRAW},

@@ -76,7 +76,8 @@ def emit(name: str, args: list, dtypes: list, attrs: dict, result: DType, known=
 
 
 # Ops whose float16 result needs no rounding: they only move, negate or compare halves.
-_EXACT = {"neg", "abs", "sign", "floor", "ceil", "round", "maximum", "minimum", "select", "broadcast_to"}
+_EXACT = {"neg", "abs", "sign", "floor", "ceil", "round", "maximum", "minimum", "select", "broadcast_to",
+          "stop_gradient"}
 
 
 def _register(*names):
@@ -110,6 +111,7 @@ EMITTERS["neg"] = lambda a, t, attrs: f"(-{a[0]})"
 EMITTERS["abs"] = lambda a, t, attrs: f"abs({a[0]})"
 EMITTERS["logical_not"] = lambda a, t, attrs: f"(not {a[0]})"
 EMITTERS["broadcast_to"] = lambda a, t, attrs: a[0]  # the loop's index arithmetic broadcasts
+EMITTERS["stop_gradient"] = lambda a, t, attrs: a[0]
 EMITTERS["rsqrt"] = lambda a, t, attrs: f"_h.rsqrt_{_fsuffix(t[0])}({a[0]})"
 EMITTERS["sigmoid"] = lambda a, t, attrs: f"_h.sigmoid_{_fsuffix(t[0])}({a[0]})"
 

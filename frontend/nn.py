@@ -93,3 +93,75 @@ def bias_add(value, bias, data_format=None, name=None):
 
 sigmoid = m.sigmoid
 tanh = m.tanh
+
+
+# ----------------------------------------------------------------------------- losses and dropout
+
+
+def l2_loss(t, name=None):
+    """``sum(t ** 2) / 2``."""
+    x = convert_to_tensor(t)
+    return make_op("L2Loss", [x], lambda b, v: b.op("mul", b.op("reduce_sum", b.op("mul", v, v),
+                                                                axes=tuple(range(rank_of(v))), keepdims=False),
+                                                    _const_like(b, v, 0.5)), name=name)
+
+
+def _cross_entropy(b, labels, logits, axis):
+    log_p = lower_log_softmax(b, logits, axis)
+    axes = normalize_axes(axis, rank_of(logits), "softmax_cross_entropy_with_logits")
+    return b.op("neg", b.op("reduce_sum", b.op("mul", labels, log_p), axes=axes, keepdims=False))
+
+
+def softmax_cross_entropy_with_logits_v2(_sentinel=None, labels=None, logits=None, dim=-1, name=None, axis=None):
+    """``-sum(labels * log_softmax(logits))`` along `axis`; stable for large logits."""
+    if _sentinel is not None:
+        raise ValueError("call softmax_cross_entropy_with_logits with named arguments (labels=..., logits=...)")
+    z = convert_to_tensor(logits)
+    y = convert_to_tensor(labels, preferred_dtype=z.dtype)
+    axis = dim if axis is None else axis
+    return make_op("SoftmaxCrossEntropyWithLogits", [y, z], lambda b, lv, zv: _cross_entropy(b, lv, zv, axis),
+                   name=name)
+
+
+def softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, dim=-1, name=None, axis=None):
+    """TF1's v1 loss: as v2, but no gradient flows into `labels`."""
+    from fuseflow.frontend.gradients import stop_gradient
+
+    if _sentinel is not None:
+        raise ValueError("call softmax_cross_entropy_with_logits with named arguments (labels=..., logits=...)")
+    return softmax_cross_entropy_with_logits_v2(labels=stop_gradient(labels), logits=logits, dim=dim, name=name,
+                                                axis=axis)
+
+
+def sparse_softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, name=None):
+    """``-log_softmax(logits)[label]`` per row; `labels` are class indices."""
+    from fuseflow.frontend.array_ops import one_hot
+
+    if _sentinel is not None:
+        raise ValueError("call sparse_softmax_cross_entropy_with_logits with named arguments")
+    z = convert_to_tensor(logits)
+    idx = convert_to_tensor(labels)
+    depth = z.type.shape[-1] if z.type.shape else None
+    if depth is None:
+        raise ValueError(f"sparse_softmax_cross_entropy_with_logits: logits '{z.name}' need a known last dim")
+    return softmax_cross_entropy_with_logits_v2(labels=one_hot(idx, depth, dtype=z.dtype), logits=z, name=name)
+
+
+def dropout(x, keep_prob=None, noise_shape=None, seed=None, name=None, rate=None):
+    """Zeroes each element with probability ``1 - keep_prob`` and scales the rest by ``1/keep_prob``."""
+    from fuseflow.frontend.random_ops import random_uniform
+
+    x = convert_to_tensor(x)
+    if keep_prob is None:
+        keep_prob = 1 - rate if not hasattr(rate, "op") else 1 - convert_to_tensor(rate, dtype=x.dtype)
+    if isinstance(keep_prob, (int, float)):
+        if not 0 < keep_prob <= 1:
+            raise ValueError(f"dropout: keep_prob must be in (0, 1], got {keep_prob}")
+        if keep_prob == 1:
+            return x
+    keep = convert_to_tensor(keep_prob, dtype=x.dtype)
+    shape = noise_shape if noise_shape is not None else x.type.shape
+    if shape is None or None in tuple(shape):
+        raise ValueError(f"dropout: '{x.name}' needs a fully known shape (or pass noise_shape)")
+    mask = m.floor(keep + random_uniform(list(shape), dtype=x.dtype, seed=seed))
+    return m.multiply(m.truediv(x, keep), mask, name=name)

@@ -5,7 +5,7 @@ the ops. This module only re-exports; the code lives in the layers
 (frontend/ → ir/ → passes/ → codegen/ → runtime/).
 """
 
-from fuseflow import errors, nn  # noqa: F401
+from fuseflow import errors, nn, train  # noqa: F401
 from fuseflow.frontend.array_ops import (  # noqa: F401
     concat,
     expand_dims,
@@ -39,6 +39,7 @@ from fuseflow.frontend.core_ops import (  # noqa: F401
     placeholder,
 )
 from fuseflow.frontend.core_ops import tuple_ as tuple  # noqa: F401
+from fuseflow.frontend.gradients import gradients, jvp, stop_gradient  # noqa: F401
 from fuseflow.frontend.graph import (  # noqa: F401
     Graph,
     Operation,

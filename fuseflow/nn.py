@@ -1,3 +1,17 @@
 """``tf.nn``."""
 
-from fuseflow.frontend.nn import bias_add, elu, log_softmax, relu, relu6, sigmoid, softmax, tanh  # noqa: F401
+from fuseflow.frontend.nn import (  # noqa: F401
+    bias_add,
+    dropout,
+    elu,
+    l2_loss,
+    log_softmax,
+    relu,
+    relu6,
+    sigmoid,
+    softmax,
+    softmax_cross_entropy_with_logits,
+    softmax_cross_entropy_with_logits_v2,
+    sparse_softmax_cross_entropy_with_logits,
+    tanh,
+)

@@ -144,6 +144,52 @@ define("gather", "data-movement", _gather_rule, _gather_ref, attrs=("axis",), ar
        doc="``params`` rows picked by ``indices`` along ``axis``; an index outside [0, n) is an error.")
 
 
+def _scatter_slice_rule(types, attrs, name):
+    (x,) = types
+    shape = tuple(attrs["shape"])
+    (expected,) = _slice_rule((TensorType(x.dtype, shape),), attrs, name)
+    if x.shape is not None and expected.shape is not None and any(
+            a is not None and b is not None and a != b for a, b in zip(x.shape, expected.shape)):
+        raise ValueError(f"{name}: operand of shape {format_shape(x.shape)} does not fill the slices "
+                         f"{list(attrs['slices'])} of shape {format_shape(shape)} ({format_shape(expected.shape)})")
+    return (TensorType(x.dtype, shape),)
+
+
+def _scatter_slice_ref(x, shape, slices):
+    out = np.zeros(shape, x.dtype)
+    out[tuple(slice(*t) for t in slices)] = x
+    return out
+
+
+define("scatter_slice", "data-movement", _scatter_slice_rule, _scatter_slice_ref, attrs=("shape", "slices"),
+       arity=1, doc="Zeros of ``shape`` with the operand written where ``slices`` select (the adjoint of slice).")
+
+
+def _scatter_add_rule(types, attrs, name):
+    updates, indices = types
+    _check_dtype(indices, (dt.int32, dt.int64), name, "indices")
+    shape = tuple(attrs["shape"])
+    axis = _norm_axis(attrs["axis"], len(shape), name)
+    want = shape[:axis] + (indices.shape or ()) + shape[axis + 1:]
+    if updates.shape is not None and indices.shape is not None and updates.shape != want:
+        raise ValueError(f"{name}: updates of shape {format_shape(updates.shape)}, expected {format_shape(want)}")
+    return (TensorType(updates.dtype, shape),)
+
+
+def _scatter_add_ref(updates, indices, shape, axis):
+    out = np.zeros(shape, updates.dtype)
+    moved = np.moveaxis(out, axis, 0)
+    upd = np.moveaxis(updates.reshape(shape[:axis] + (indices.size,) + shape[axis + 1:]), axis, 0)
+    np.add.at(moved, indices.reshape(-1), upd)
+    return out
+
+
+define("scatter_add", "data-movement", _scatter_add_rule, _scatter_add_ref, attrs=("shape", "axis"), arity=2,
+       doc="Zeros of ``shape`` plus each slice of ``updates`` added at its index along ``axis`` "
+           "(the adjoint of gather; repeated indices add up).")
+
+
+
 def _iota_rule(types, attrs, name):
     shape = tuple(attrs["shape"])
     _norm_axis(attrs["axis"], len(shape), name)
@@ -243,5 +289,37 @@ def _no_results(types, attrs, name):
 
 define("return", "control", _no_results, None, doc="Ends a function; operands are its results.")
 define("yield", "control", _no_results, None, doc="Ends a region body; operands are the region's results.")
+define("stop_gradient", "elementwise",
+       lambda types, attrs, name: (types[0],), lambda x: x.copy(), arity=1,
+       doc="The operand unchanged; autodiff treats it as a constant.")
+
+
+def _gradients_rule(types, attrs, name):
+    ny, nx = attrs["num_ys"], attrs["num_xs"]
+    if len(types) not in (ny + nx, 2 * ny + nx):
+        raise ValueError(f"{name}: {len(types)} operands for {ny} ys and {nx} xs")
+    for t in types[:ny + nx]:
+        _check_dtype(t, dt.FLOATS, name)
+    return tuple(types[ny:ny + nx])
+
+
+define("gradients", "opaque", _gradients_rule, None, attrs=("num_ys", "num_xs"),
+       doc="``gradients(ys..., xs..., [grad_ys...])``: d(sum ys . grad_ys)/d xs through the ops of the enclosing "
+           "function; the autodiff pass expands it into ordinary ops (reverse mode).")
+
+
+def _jvp_rule(types, attrs, name):
+    ny, nx = attrs["num_ys"], attrs["num_xs"]
+    if len(types) != ny + 2 * nx:
+        raise ValueError(f"{name}: {len(types)} operands for {ny} ys, {nx} xs and {nx} tangents")
+    for x, t in zip(types[ny:ny + nx], types[ny + nx:]):
+        if x != t:
+            raise ValueError(f"{name}: tangent {t} does not match its input {x}")
+    return tuple(types[:ny])
+
+
+define("jvp", "opaque", _jvp_rule, None, attrs=("num_ys", "num_xs"),
+       doc="``jvp(ys..., xs..., tangents...)``: the directional derivatives of ys along the tangents of xs; "
+           "the autodiff pass expands it into ordinary ops (forward mode).")
 define("fused", "control", None, None,
        doc="One kernel: the body region computes the results from the operands (block arguments).")

@@ -1,7 +1,7 @@
 """The pass manager: a named pipeline of IR-to-IR passes.
 
 A pipeline is a comma-separated list of pass names (kebab-case), e.g.
-``"simplify,fold,cse,dce,fuse"``. With ``verify=True`` (on in tests, or with
+``"autodiff,simplify,fold,cse,dce,fuse"``. With ``verify=True`` (on in tests, or with
 ``FUSEFLOW_VERIFY=1``) the IR is verified after every pass, so a pass that
 breaks an invariant is caught where it ran. `stages` keeps the IR after each
 pass when asked, for ``fuseflow ir --after/--before/--all``.
@@ -13,6 +13,7 @@ import os
 
 from fuseflow.ir.core import Module
 from fuseflow.ir.verifier import verify as verify_module
+from fuseflow.passes.autodiff import autodiff
 from fuseflow.passes.cse import cse
 from fuseflow.passes.dce import dce
 from fuseflow.passes.fold import fold
@@ -20,6 +21,7 @@ from fuseflow.passes.fuse import fuse
 from fuseflow.passes.simplify import simplify
 
 PASSES = {
+    "autodiff": autodiff,
     "simplify": simplify,
     "fold": fold,
     "cse": cse,
@@ -27,7 +29,7 @@ PASSES = {
     "fuse": fuse,
 }
 
-DEFAULT_PIPELINE = "simplify,fold,cse,dce,fuse"
+DEFAULT_PIPELINE = "autodiff,simplify,fold,cse,dce,fuse"
 
 
 def parse_pipeline(text: str) -> list[str]:

@@ -11,11 +11,19 @@ from __future__ import annotations
 import numpy as np
 
 from fuseflow.codegen.cpu import compile_op
-from fuseflow.ir.core import Function
+from fuseflow.ir.core import Function, Op
 from fuseflow.ir.errors import InvalidArgumentError, OpError
 from fuseflow.runtime.memory import plan_buffers
 
 HOST_OPS = {"constant"}
+
+
+def _aliases_input(v) -> bool:
+    """True when `v` is an argument or constant, or a reshape view of one."""
+    op = v.owner
+    while isinstance(op, Op) and op.name == "reshape":
+        v, op = op.operands[0], op.operands[0].owner
+    return not isinstance(op, Op) or op.name in HOST_OPS
 
 
 class Executable:
@@ -46,8 +54,8 @@ class Executable:
         self.template = template
         self.n_args = len(fn.args)
         self.result_slots = [slot_of[v] for v in fn.results]
-        # Results that are arguments or constants alias the caller's arrays or the executable's own.
-        self.result_aliases = [s < self.n_args or template[s] is not None for s in self.result_slots]
+        # Results that are arguments or constants (or views of them) alias the caller's or our own arrays.
+        self.result_aliases = [_aliases_input(v) for v in fn.results]
 
     def run(self, args) -> list:
         slots = self.template.copy()
