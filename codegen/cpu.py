@@ -20,8 +20,8 @@ from fuseflow.ir.opdefs import OPS
 
 __all__ = ["BUILDERS", "KERNEL_STATS", "NOT_COMPILED", "compile_op"]
 
-# Ops the runtime holds itself: no kernel.
-NOT_COMPILED = frozenset({"constant", "return", "yield"})
+# Ops the runtime holds itself, and derivative requests the autodiff pass expands: no kernel.
+NOT_COMPILED = frozenset({"constant", "return", "yield", "gradients", "jvp"})
 
 BUILDERS: dict[str, Callable[[Op], Callable]] = {
     "fused": lambda op: compile_fused(op.regions[0]),
@@ -37,7 +37,7 @@ BUILDERS: dict[str, Callable[[Op], Callable]] = {
 def compile_op(op: Op) -> Callable:
     """A callable kernel for `op`: ``kernel(*input_arrays) -> tuple of output arrays``."""
     if op.name in NOT_COMPILED:
-        raise ValueError(f"op '{op.name}' has no kernel: the runtime handles it")
+        raise ValueError(f"op '{op.name}' has no kernel: the runtime handles it (or the autodiff pass expands it)")
     for v in op.operands + op.results:
         if not v.type.is_static:
             raise ValueError(f"cannot compile '{op.name}' with a non-static type {v.type}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 
 import numpy as np
 
@@ -97,6 +98,7 @@ class Session:
         self._store: dict = {}
         self._cache: dict = {}
         self.compile_count = 0
+        self.compile_seconds = 0.0
         self._closed = False
 
     # -- context
@@ -158,9 +160,11 @@ class Session:
         return True
 
     def _compile(self, elements, feeds) -> _Compiled:
+        start = time.perf_counter()
         feed_types = {t: TensorType(t.dtype, a.shape) for t, a in feeds.items()}
         compiled = _Compiled(lower(elements, feed_types, self._state_types()))
         self.compile_count += 1
+        self.compile_seconds += time.perf_counter() - start
         return compiled
 
     def _execute(self, compiled: _Compiled, feeds) -> list:

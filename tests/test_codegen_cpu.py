@@ -182,6 +182,16 @@ def _gather():
                     ([T(dt.int8, (3,)), T(dt.int32, (0,))], {"axis": 0})]
 
 
+def _scatter_slice():
+    cases = [([T(d, (2, 3))], {"shape": (5, 6), "slices": ((1, 4, 2), (None, None, 2))}) for d in DTYPES]
+    return cases + [([T(dt.float32, (5, 2))], {"shape": (5, 6), "slices": ((None, None, -1), (4, 0, -2))})]
+
+
+def _scatter_add():
+    cases = [([T(d, (4, 3)), T(dt.int32, (4,))], {"shape": (5, 3), "axis": 0}) for d in dt.NUMERIC]
+    return cases + [([T(dt.float32, (3, 2, 2, 2)), T(dt.int64, (2, 2))], {"shape": (3, 4, 2), "axis": 1})]
+
+
 def _iota():
     cases = [([], {"shape": (3, 4), "axis": 1, "dtype": d}) for d in DTYPES]
     return cases + [([], {"shape": (3, 4), "axis": 0, "dtype": dt.int64}), ([], {"shape": (5,), "axis": 0,
@@ -206,6 +216,7 @@ CASES = {
     "transpose": lambda: [([T(d, (2, 3))], {"perm": (1, 0)}) for d in DTYPES]
     + [([T(dt.float32, (2, 3, 4))], {"perm": (2, 0, 1)}), ([T(dt.int32, ())], {"perm": ()})],
     "slice": _slice, "concat": _concat, "gather": _gather, "iota": _iota,
+    "scatter_slice": _scatter_slice, "scatter_add": _scatter_add,
     "reshape": lambda: [([T(d, (3, 4))], {"shape": (2, -1)}) for d in (dt.float16, dt.bool_, dt.int64)]
     + [([T(dt.float32, ())], {"shape": (1, 1)}), ([T(dt.float32, (2, 3, 2))], {"shape": (12,)})],
     **{f"random_{k}": _random for k in ("uniform", "normal", "truncated_normal")},
@@ -216,6 +227,9 @@ COMPILED_OPS = sorted(n for n in OPS if n not in NOT_COMPILED and n != "fused")
 def _inputs(name, types, attrs, rng):
     if name == "gather":
         n = types[0].shape[attrs["axis"] % len(types[0].shape)]
+        return [random_array(rng, types[0]), rng.integers(0, n, size=types[1].shape).astype(types[1].dtype.np)]
+    if name == "scatter_add":  # repeated indices must add up
+        n = attrs["shape"][attrs["axis"] % len(attrs["shape"])]
         return [random_array(rng, types[0]), rng.integers(0, n, size=types[1].shape).astype(types[1].dtype.np)]
     if name.startswith("random_"):
         return [np.array(rng.integers(-2**62, 2**62), dtype=np.int64)]
