@@ -40,12 +40,20 @@ class FusedKernel:
         types = array_types([v.type for v in results],
                             [a.type for a in block.args] + plan.const_types + [_dims_type(len(plan.domain))])
         self._kernel = compile_kernel(plan.source, types, parallel=plan.parallel)
+        self._tail = (*self._consts, self._dims)
+        self._half = any(v.type.dtype is dt.float16 for v in list(results) + list(block.args))
 
     writes_into = True
 
     def __call__(self, *inputs, out=None):
         outs = out or tuple(np.empty(shape, dtype) for shape, dtype in self._outs)
-        self._kernel(*map(array_arg, outs), *map(array_arg, inputs), *self._consts, self._dims)
+        if self._half:
+            self._kernel(*map(array_arg, outs), *map(array_arg, inputs), *self._tail)
+            return outs
+        try:  # the common case: C-contiguous arrays straight to the compiled version
+            self._kernel.dispatcher(*outs, *inputs, *self._tail)
+        except TypeError:
+            self._kernel(*outs, *inputs, *self._tail)
         return outs
 
 
@@ -132,8 +140,12 @@ class FusedPlan:
         offset = len(self.domain) - len(v.type.shape)
         return any(offset + j in self.axes and s != 1 for j, s in enumerate(v.type.shape))
 
-    def _subscript(self, v) -> str:
-        """`v`'s element at the current loop index (numpy broadcasting against its index space)."""
+    def _subscript(self, v, store: bool = False) -> str:
+        """`v`'s element at the current loop index (numpy broadcasting against its index space).
+
+        A load of a value invariant along the reduced axes reads index 0 there; a `store` writes the
+        element at the current index (results that span the reduced axes are stored in the inner loop).
+        """
         shape = v.type.shape
         if v in self._squeezed:
             space = [self.domain[d] for d in self.outer]
@@ -145,7 +157,8 @@ class FusedPlan:
         for j, s in enumerate(shape):
             d = offset + j
             inner_dim = v not in self._squeezed and d in self.axes
-            parts.append("0" if (s == 1 and space[d] != 1) or (inner_dim and v not in self._inner) else names[d])
+            invariant = inner_dim and v not in self._inner and not store
+            parts.append("0" if (s == 1 and space[d] != 1) or invariant else names[d])
         return "[" + ", ".join(parts) + "]" if parts else "[()]"
 
     # -- generation
@@ -171,7 +184,8 @@ class FusedPlan:
             for op in [op for op in self.ops if op.name in REDUCTIONS]:
                 self._emit_reduction(src, op, names)
                 self._emit_outer(src, pending, names)
-            inner_results = [v for v in self.results if v in self._inner]
+            # Results that vary along the reduced axes, or only span them (a reduction broadcast back).
+            inner_results = [v for v in self.results if v in self._inner or self._reads_inner(v)]
             if inner_results:
                 with src.loops([f"i{d}" for d in self.axes], [f"n{d}" for d in self.axes]):
                     local = dict(names)
@@ -179,13 +193,13 @@ class FusedPlan:
                     for v in inner_results:
                         self._store(src, v, local)
             for v in self.results:
-                if v not in self._inner:
+                if v not in inner_results:
                     self._store(src, v, names)
         return src.text()
 
     def _store(self, src, v, names) -> None:
         i = self.results.index(v)
-        src(f"out{i}{self._subscript(v)} = {scalar.store(self._value(src, v, names), v.type.dtype)}")
+        src(f"out{i}{self._subscript(v, store=True)} = {scalar.store(self._value(src, v, names), v.type.dtype)}")
 
     def _value(self, src, v, names) -> str:
         """The register name of `v`, loading it first if it is a region input or constant."""

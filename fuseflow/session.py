@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from fuseflow.frontend.graph import Tensor, get_default_graph
+from fuseflow.frontend.graph import Operation, Tensor, get_default_graph
 from fuseflow.frontend.lowering import COUNTER_TYPE, lower
 from fuseflow.ir.types import TensorType, format_shape, shapes_compatible
 from fuseflow.passes.manager import PassManager
@@ -80,6 +80,7 @@ class _Compiled:
     def __init__(self, lowered) -> None:
         self.lowered = lowered
         self.module = PassManager().run(lowered.module)
+        self.epoch = -1
         self.executable = Executable(self.module.main)
         self.n_fetch = sum(i is not None for i in lowered.fetch_index)
         results = self.module.main.results
@@ -99,6 +100,8 @@ class Session:
         self._cache: dict = {}
         self.compile_count = 0
         self.compile_seconds = 0.0
+        self._single: dict = {}
+        self._epoch = 0  # advances when a stored value changes shape: executables then recheck theirs
         self._closed = False
 
     # -- context
@@ -126,16 +129,21 @@ class Session:
         """Evaluates `fetches` (a tensor, op, name, or nested list/tuple/dict of them) given `feed_dict`."""
         if self._closed:
             raise RuntimeError("Attempted to use a closed Session.")
-        elements: list = []
-        rebuild = _flatten(fetches, self.graph, elements)
-        feeds = self._feeds(feed_dict)
+        try:  # one fetch of a tensor, op or variable: its element list is remembered
+            elements, rebuild = self._single[fetches]
+        except (KeyError, TypeError):
+            elements = []
+            rebuild = _flatten(fetches, self.graph, elements)
+            if isinstance(fetches, (Tensor, Operation)) or hasattr(fetches, "_as_graph_element"):
+                self._single[fetches] = (elements, rebuild)
+        feeds = self._feeds(feed_dict) if feed_dict else {}
         key = (tuple(elements), tuple((t, a.shape, a.dtype.str) for t, a in feeds.items()))
         compiled = self._cache.get(key)
-        if compiled is None or not self._state_matches(compiled):
+        if compiled is None or compiled.epoch != self._epoch and not self._state_matches(compiled):
             compiled = self._compile(elements, feeds)
             self._cache[key] = compiled
-        values = self._execute(compiled, feeds)
-        return rebuild(values)
+        compiled.epoch = self._epoch
+        return rebuild(self._execute(compiled, feeds))
 
     def _feeds(self, feed_dict) -> dict:
         feeds = {}
@@ -174,8 +182,12 @@ class Session:
             args.append(self._store[key] if key in self._store else np.zeros((), np.int64))
         results = compiled.executable.run(args)
         results = [r.copy() if c else r for r, c in zip(results, compiled.copy)]
+        store = self._store
         for key, value in zip(lowered.state_out, results[compiled.n_fetch:]):
-            self._store[key] = value
+            old = store.get(key)
+            if old is None or old.shape != value.shape:
+                self._epoch += 1
+            store[key] = value
         out = []
         for i in lowered.fetch_index:
             if i is None:
@@ -191,6 +203,7 @@ class Session:
             raise ValueError(f"cannot load a value of shape {format_shape(arr.shape)} into variable "
                              f"'{var.op.name}' of shape {format_shape(var.type.shape)}")
         self._store[var] = arr.copy()
+        self._epoch += 1
 
 
 class InteractiveSession(Session):
