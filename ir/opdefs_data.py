@@ -177,6 +177,11 @@ def _scatter_add_rule(types, attrs, name):
 
 
 def _scatter_add_ref(updates, indices, shape, axis):
+    axis %= len(shape)
+    n = shape[axis]
+    bad = (indices < 0) | (indices >= n)
+    if np.any(bad):
+        raise IndexError(f"scatter_add index {int(indices[bad].flat[0])} is out of range [0, {n})")
     out = np.zeros(shape, updates.dtype)
     moved = np.moveaxis(out, axis, 0)
     upd = np.moveaxis(updates.reshape(shape[:axis] + (indices.size,) + shape[axis + 1:]), axis, 0)

@@ -114,7 +114,6 @@ def matmul_cases():
 # [2, 3, 4]}`` raises "cannot reshape array of size 18 into shape (2,3,3,2,3,4)". The gather VJP emits
 # such a scatter_add for a gather with a negative axis. (The frontend normalises axes, and the compiled
 # kernel normalises too; only IR written with a negative axis reaches it.)
-SCATTER_ADD_NEGATIVE_AXIS = "scatter_add reference mishandles a negative axis (ir/opdefs_data.py _scatter_add_ref)"
 
 SPECS = [
     Spec("neg", unary()),
@@ -169,13 +168,12 @@ SPECS = [
                     case((2, 3), np.ones((2, 2)), axis=1), case((3,), (2,), axis=0)]),
     Spec("gather", [case((5, 3), idx([0, 2, 2, 4, 2]), axis=0, label="repeated-rows"),
                     case((3, 5), idx([[1, 1], [0, 4]], np.int64), axis=1, label="2d-indices-axis-1"),
-                    case((2, 3, 4), idx([3, 3, 0]), axis=-1, label="negative-axis", xfail=SCATTER_ADD_NEGATIVE_AXIS),
+                    case((2, 3, 4), idx([3, 3, 0]), axis=-1, label="negative-axis"),
                     case((4,), idx(2), axis=0, label="scalar-index")]),
     Spec("scatter_add", [case((5, 3), idx([0, 2, 2, 4, 2]), shape=(6, 3), axis=0, label="repeated-rows"),
                          case((3, 2, 2), idx([[1, 1], [0, 4]], np.int64), shape=(3, 5), axis=1,
                               label="2d-indices-axis-1"),
-                         case((2, 3, 3), idx([3, 3, 0]), shape=(2, 3, 4), axis=-1, label="negative-axis",
-                              xfail=SCATTER_ADD_NEGATIVE_AXIS)]),
+                         case((2, 3, 3), idx([3, 3, 0]), shape=(2, 3, 4), axis=-1, label="negative-axis")]),
 ]
 
 PARAMS = [p for spec in SPECS for p in spec.params()]
