@@ -5,7 +5,7 @@ the ops. This module only re-exports; the code lives in the layers
 (frontend/ → ir/ → passes/ → codegen/ → runtime/).
 """
 
-from fuseflow import errors, nn, train  # noqa: F401
+from fuseflow import datasets, errors, nn, train  # noqa: F401
 from fuseflow.frontend.array_ops import (  # noqa: F401
     concat,
     expand_dims,
