@@ -52,6 +52,11 @@ def gradients(ys, xs, grad_ys=None, name="gradients", colocate_gradients_with_op
     ny, nx = len(ys), len(wanted)
 
     def lower(b, *values):
+        values = list(values)
+        if hasattr(b, "variable_read_by"):  # a session run: differentiate at the values the ys read
+            for i, x in enumerate(wanted):
+                if getattr(x, "variable", None) is not None:
+                    values[ny + i] = b.variable_read_by(x.variable, values[:ny])
         return b.op("gradients", *values, num_ys=ny, num_xs=nx)
 
     out = make_op("Gradients", ys + wanted + weights, lower, name=name)
@@ -69,6 +74,11 @@ def jvp(ys, xs, tangents, name="jvp"):
     ny, nx = len(ys), len(xs)
 
     def lower(b, *values):
+        values = list(values)
+        if hasattr(b, "variable_read_by"):  # as for gradients: at the values the ys read
+            for i, x in enumerate(xs):
+                if getattr(x, "variable", None) is not None:
+                    values[ny + i] = b.variable_read_by(x.variable, values[:ny])
         return b.op("jvp", *values, num_ys=ny, num_xs=nx)
 
     out = make_op("Jvp", ys + xs + tangents, lower, name=name)

@@ -18,7 +18,7 @@ import numpy as np
 from fuseflow.frontend.graph import Operation, Tensor
 from fuseflow.ir import dtypes as dt
 from fuseflow.ir.builder import Builder
-from fuseflow.ir.core import Module
+from fuseflow.ir.core import Module, Op
 from fuseflow.ir.errors import FailedPreconditionError, InvalidArgumentError
 from fuseflow.ir.types import TensorType, format_shape
 
@@ -43,6 +43,7 @@ class LoweringBuilder(Builder):
         self.current: dict = {}   # state key -> IR value now
         self.state_in: list = []
         self.written: list = []
+        self.versions: dict = {}  # state key -> every value it held in this run, oldest first
 
     def _read(self, key, missing_message):
         if key not in self.current:
@@ -50,6 +51,7 @@ class LoweringBuilder(Builder):
                 raise FailedPreconditionError(missing_message)
             self.current[key] = self.add_arg(self.state_types[key])
             self.state_in.append(key)
+            self.versions[key] = [self.current[key]]
         return self.current[key]
 
     def variable(self, var):
@@ -68,8 +70,30 @@ class LoweringBuilder(Builder):
         self._write(key, self.op("add", value, self.constant(np.int64(1))))
         return value
 
+    def variable_read_by(self, var, roots):
+        """The latest value `var` held in this run that `roots` depend on (else its current value).
+
+        A gradient request names a variable, but an assign scheduled between the loss and the request
+        (another optimizer's update, a train op fetched with the gradients) has replaced its current
+        value; the derivative is wanted at the value the loss actually read.
+        """
+        current = self.variable(var)
+        versions = self.versions.get(var, [])
+        if len(versions) < 2:
+            return current
+        seen, stack = set(), list(roots)
+        while stack:
+            v = stack.pop()
+            if v in seen:
+                continue
+            seen.add(v)
+            if isinstance(v.owner, Op):
+                stack.extend(v.owner.operands)
+        return next((v for v in reversed(versions) if v in seen), current)
+
     def _write(self, key, value) -> None:
         self.current[key] = value
+        self.versions.setdefault(key, []).append(value)
         if key not in self.written:
             self.written.append(key)
 
