@@ -4,7 +4,8 @@ A gradient request is one graph op whose lowering emits an IR ``gradients`` (or
 ``jvp``) op; the autodiff pass expands it into ordinary ops, so
 ``fuseflow ir --before autodiff`` shows the request and ``--after autodiff``
 the derivative graph. An x that the ys do not depend on (or only through
-``stop_gradient``), or that is not floating point, gets ``None``, as in TF.
+``stop_gradient``, integer values or piecewise-constant ops such as ``floor``),
+or that is not floating point, gets ``None``, as in TF.
 """
 
 from __future__ import annotations
@@ -23,15 +24,20 @@ def _as_list(values):
     return list(values) if isinstance(values, (list, tuple)) else [values]
 
 
+# Graph ops whose float results carry no derivative to their inputs (piecewise constant or random).
+NOT_DIFFERENTIABLE = {"StopGradient", "Floor", "Ceil", "Round", "Sign", "FloorDiv", "RandomUniform",
+                      "RandomStandardNormal", "TruncatedNormal"}
+
+
 def _reachable(ys) -> set:
-    """Tensors the ys depend on through differentiable edges (StopGradient cuts)."""
+    """Tensors the ys depend on through differentiable edges: float values, no op that cuts derivatives."""
     seen, stack = set(), list(ys)
     while stack:
         t = stack.pop()
         if t in seen:
             continue
         seen.add(t)
-        if t.op.type != "StopGradient":
+        if t.dtype.is_floating and t.op.type not in NOT_DIFFERENTIABLE:
             stack.extend(t.op.inputs)
     return seen
 

@@ -350,8 +350,6 @@ def test_gradient_of_a_tensor_itself_is_ones_and_intermediates_are_xs():
     np.testing.assert_allclose(gh_v, 2 * np.sin(xv), rtol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="frontend/gradients.py `_reachable` cuts only at StopGradient: an x reached "
-                   "only through ops without a derivative (floor, a cast to int) gets zeros, TF gives None")
 def test_x_reached_only_through_non_differentiable_ops_gets_none():
     x = tf.placeholder(tf.float32, shape=[2])
     assert tf.gradients(tf.floor(x), x) == [None]

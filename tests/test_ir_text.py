@@ -207,6 +207,10 @@ def _examples():
         "slice": (("x",), {"slices": ((0, 2, 1), (None, None, -1))}),
         "concat": (("x", "x", "x"), {"axis": 0}),
         "gather": (("x", "idx"), {"axis": 1}),
+        "scatter_add": (("u", "idx"), {"shape": (2, 5), "axis": 1}),
+        "scatter_slice": (("x",), {"shape": (4, 3), "slices": ((0, 4, 2), (None, None, None))}),
+        "gradients": (("s", "x", "v"), {"num_ys": 1, "num_xs": 2}),
+        "jvp": (("x", "x", "x"), {"num_ys": 1, "num_xs": 1}),
         "iota": ((), {"shape": (2, 3), "axis": 1, "dtype": dt.int32}),
         "constant": ((), {"value": np.arange(6, dtype=np.float32).reshape(2, 3)}),
     }
@@ -230,13 +234,18 @@ ARGS = {
     "mask": TensorType(dt.bool_, (2, 3)),
     "idx": TensorType(dt.int32, (4,)),
     "counter": TensorType(dt.int64, ()),
+    "u": f32(2, 4),
+    "s": f32(),
 }
 
 
 def every_op_module() -> Module:
     b = Builder(list(ARGS.values()))
     args = dict(zip(ARGS, b.args))
-    results = [b.op(name, *(args[a] for a in operands), **attrs) for name, (operands, attrs) in EXAMPLES.items()]
+    results = []
+    for name, (operands, attrs) in EXAMPLES.items():
+        out = b.op(name, *(args[a] for a in operands), **attrs)
+        results.extend(out if isinstance(out, tuple) else [out])
     fused = fused_op(args["x"], args["v"])
     b.block.ops.append(fused)
     return Module([b.finish(results + [fused.result])])
@@ -250,7 +259,7 @@ def test_every_non_control_op_has_an_example():
 def test_every_op_round_trips():
     module = every_op_module()
     round_trip(module)
-    printed_ops = {line.split()[2] for line in print_module(module).splitlines() if " = " in line}
+    printed_ops = {line.split(" = ", 1)[1].split()[0] for line in print_module(module).splitlines() if " = " in line}
     assert set(EXAMPLES) | {"fused", "mul"} <= printed_ops
 
 
