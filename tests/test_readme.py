@@ -21,8 +21,8 @@ def test_python_examples_run():
 
 
 def test_cli_example_runs(tmp_path, capsys):
-    shell = "\n".join(_blocks(""))
-    model = re.search(r"\$ cat model.py\n(.*?)\n\$ fuseflow", shell, flags=re.S).group(1)
+    with open(README) as f:
+        model = re.search(r"\$ cat model.py\n(.*?)\n\$ fuseflow", f.read(), flags=re.S).group(1)
     (tmp_path / "model.py").write_text(model)
     for flags in ([], ["--before", "fuse"], ["--all"], ["--explain"], ["--format", "dot"]):
         assert main(["ir", f"{tmp_path / 'model.py'}:model", *flags]) == 0
