@@ -5,7 +5,8 @@ commutative op has its non-constant operands first, in definition order, and
 constants last. Each rule keeps the result type (a rule whose replacement would
 broadcast differently or change the dtype does not fire). Not applied, because
 they are not exact: ``exp(log x) -> x``, ``x + 0.0 -> x`` for floats (wrong for
-x = -0.0), ``x * 0 -> 0`` (NaN, Inf, -0.0).
+x = -0.0), ``x * 0 -> 0`` (NaN, Inf, -0.0), ``reduce_sum``/``reduce_mean`` of a float over no
+axes ``-> x`` (the sum starts from +0.0).
 """
 
 from __future__ import annotations
@@ -77,8 +78,10 @@ def _unary_rules(b, op, x):
             return x
         if perm != op.attrs["perm"]:
             return b.op("transpose", x, perm=perm)
-    if OPS[op.name].category == "reduction" and op.name.startswith("reduce_") and not op.attrs["axes"]:
-        return x  # a reduction over no axes -> x
+    # a reduction over no axes -> x; not float sums and means: they add x to +0.0, so -0.0 -> +0.0
+    exact = op.name in ("reduce_max", "reduce_min", "reduce_prod") or not x.dtype.is_floating
+    if OPS[op.name].category == "reduction" and op.name.startswith("reduce_") and not op.attrs["axes"] and exact:
+        return x
     return None
 
 
