@@ -13,6 +13,7 @@ import numpy as np
 from fuseflow.codegen.cpu import compile_op
 from fuseflow.ir.core import Function, Op
 from fuseflow.ir.errors import InvalidArgumentError, OpError
+from fuseflow.runtime.blas import BLAS, SMALL_PRODUCT_FLOPS, product_flops
 from fuseflow.runtime.memory import plan_buffers
 
 HOST_OPS = {"constant"}
@@ -52,12 +53,16 @@ class Executable:
                     into = tuple(self.buffers[self.plan.buffer_of[r]] for r in op.results)
                 self.steps.append((kernels[op], ins, into, tuple(outs), op))
         self.template = template
+        products = [product_flops(op) for op in fn.ops if op.name == "matmul"]
+        self.single_thread_blas = max(products) < SMALL_PRODUCT_FLOPS if products else None
         self.n_args = len(fn.args)
         self.result_slots = [slot_of[v] for v in fn.results]
         # Results that are arguments or constants (or views of them) alias the caller's or our own arrays.
         self.result_aliases = [_aliases_input(v) for v in fn.results]
 
     def run(self, args) -> list:
+        if self.single_thread_blas is not None:
+            BLAS.use(self.single_thread_blas)
         slots = self.template.copy()
         slots[: self.n_args] = args
         for kernel, ins, into, outs, op in self.steps:
