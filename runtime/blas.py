@@ -1,10 +1,10 @@
-"""The BLAS thread count for runs of small matrix products.
+"""The BLAS thread count for runs of matrix products.
 
-On this class of machine (2 cores, a VM), waking OpenBLAS's worker threads costs far more than a
-small product gains from them (measured: a 64-128-64-10 MLP train step takes 10.5 ms with
-OpenBLAS's 2 threads and 0.3 ms with one; plain numpy suffers alike). So an executable whose
-products are all small sets BLAS to one thread, and one with a large product sets it back to the
-process's default. Switching is not free (re-growing OpenBLAS's pool costs ~30 us), so the setting
+Waking BLAS worker threads costs more than small products gain from them, and on a 2-core VM it
+costs more than any product gains (measured with numpy's OpenBLAS, 1 vs 2 threads: 128x784x512
+0.70 vs 23 ms, 512^3 1.7 vs 22 ms, 1024^3 13.5 vs 26 ms, 2048^3 94 vs 108 ms; a 64-128-64-10 MLP
+train step 0.3 vs 10.5 ms). So an executable whose products are all below `single_thread_limit()`
+sets BLAS to one thread, and one with a larger product sets it back to the process's default. Switching is not free (re-growing OpenBLAS's pool costs ~30 us), so the setting
 is changed only when it differs and stays between runs: a program that mixes fuseflow's small
 products with its own large numpy products shares the last setting fuseflow made.
 threadpoolctl finds and drives the BLAS that numpy loaded, whichever vendor it is.
@@ -12,7 +12,14 @@ threadpoolctl finds and drives the BLAS that numpy loaded, whichever vendor it i
 
 from __future__ import annotations
 
-SMALL_PRODUCT_FLOPS = 1 << 24  # 2*m*n*k below this: one thread is faster here
+import os
+
+SMALL_PRODUCT_FLOPS = 1 << 24  # 2*m*n*k below this, one thread wins on any machine
+
+
+def single_thread_limit() -> int:
+    """Products (in flops) below this run on one BLAS thread: all of them on machines of <= 2 cores."""
+    return 1 << 62 if (os.cpu_count() or 1) <= 2 else SMALL_PRODUCT_FLOPS
 
 
 class _Blas:

@@ -13,7 +13,7 @@ import numpy as np
 from fuseflow.codegen.cpu import compile_op
 from fuseflow.ir.core import Function, Op
 from fuseflow.ir.errors import InvalidArgumentError, OpError
-from fuseflow.runtime.blas import BLAS, SMALL_PRODUCT_FLOPS, product_flops
+from fuseflow.runtime.blas import BLAS, product_flops, single_thread_limit
 from fuseflow.runtime.memory import plan_buffers
 
 HOST_OPS = {"constant"}
@@ -54,7 +54,7 @@ class Executable:
                 self.steps.append((kernels[op], ins, into, tuple(outs), op))
         self.template = template
         products = [product_flops(op) for op in fn.ops if op.name == "matmul"]
-        self.single_thread_blas = max(products) < SMALL_PRODUCT_FLOPS if products else None
+        self.single_thread_blas = max(products) < single_thread_limit() if products else None
         self.n_args = len(fn.args)
         self.result_slots = [slot_of[v] for v in fn.results]
         # Results that are arguments or constants (or views of them) alias the caller's or our own arrays.
