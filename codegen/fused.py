@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from fuseflow.codegen import scalar
-from fuseflow.codegen.source import Source, array_arg, array_types, compile_kernel, kernel_header
+from fuseflow.codegen.source import Source, array_arg, array_types, cached_kernel, compile_kernel, kernel_header
 from fuseflow.ir import dtypes as dt
 from fuseflow.ir.core import Block, Op
 from fuseflow.ir.opdefs import broadcast_shapes, normalized_axes
@@ -39,7 +39,7 @@ class FusedKernel:
         self._dims = np.array(plan.domain, dtype=np.int64)
         types = array_types([v.type for v in results],
                             [a.type for a in block.args] + plan.const_types + [_dims_type(len(plan.domain))])
-        self._kernel = compile_kernel(plan.source, types, parallel=plan.parallel)
+        self._kernel = kernel_for(plan, types)
         self._tail = (*self._consts, self._dims)
         self._half = any(v.type.dtype is dt.float16 for v in list(results) + list(block.args))
 
@@ -61,6 +61,15 @@ def _dims_type(rank):
     from fuseflow.ir.types import TensorType
 
     return TensorType(dt.int64, (rank,))
+
+
+def kernel_for(plan, types):
+    """The compiled kernel of `plan`: its serial version when the domain is small, unless the
+    version that picks parallel or serial loops at run time is already compiled (that one serves
+    every size, so a batch size crossing the threshold downward compiles nothing)."""
+    if plan.parallel:
+        return compile_kernel(plan.dual_source, types, parallel=True)
+    return cached_kernel(plan.dual_source, types, parallel=True) or compile_kernel(plan.source, types)
 
 
 def compile_fused(block: Block) -> FusedKernel:
@@ -108,7 +117,10 @@ class FusedPlan:
         self._squeezed = self._squeezed_values()
         self._inner = self._inner_values()
         self._loads = 0
-        self.source = self._generate()
+        self.source = self._generate(parallel=False)
+        self.dual_source = _dual(self._generate(parallel=True), len(self.domain))
+        if self.parallel:
+            self.source = self.dual_source
 
     # -- analysis
     def _squeezed_values(self) -> set:
@@ -162,7 +174,7 @@ class FusedPlan:
         return "[" + ", ".join(parts) + "]" if parts else "[()]"
 
     # -- generation
-    def _generate(self) -> str:
+    def _generate(self, parallel: bool) -> str:
         n_in, n_const = len(self.block.args), len(self.consts)
         src = Source(kernel_header(len(self.results), n_in, [f"const{i}" for i in range(n_const)] + ["dims"]))
         for d in range(len(self.domain)):
@@ -175,7 +187,7 @@ class FusedPlan:
                 self._value(src, v, names)
         outer_vars = [f"i{d}" for d in self.outer]
         bounds = [f"n{d}" for d in self.outer]
-        with src.loops(outer_vars, bounds, parallel=self.parallel):
+        with src.loops(outer_vars, bounds, parallel=parallel and bool(self.outer)):
             for v in leaves:
                 if v not in self._inner and v not in names:  # invariant along the reduced axes
                     self._value(src, v, names)
@@ -267,6 +279,19 @@ class FusedPlan:
         result = op.results[0]
         src(f"v{k} = {scalar.to_register(final.format(acc=f'acc{k}'), result.type.dtype)}")
         names[result] = f"v{k}"
+
+
+def _dual(text: str, rank: int) -> str:
+    """`text` with its prange nest guarded: parallel above PARALLEL_MIN_ELEMENTS, else serial."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if "prange(" in line), None)
+    if start is None:
+        return text
+    nest = lines[start:]
+    size = " * ".join(["1"] + [f"n{d}" for d in range(rank)])
+    guarded = [f"    if {size} >= {PARALLEL_MIN_ELEMENTS}:"] + ["    " + line for line in nest]
+    guarded += ["    else:"] + ["    " + line.replace("prange(", "range(", 1) for line in nest]
+    return "\n".join(lines[:start] + guarded) + "\n"
 
 
 def accumulator(name: str, dtype: dt.DType):

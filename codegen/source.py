@@ -127,6 +127,15 @@ class Kernel:
                                  for a in args])
 
 
+def cached_kernel(source: str, arg_types: tuple, parallel: bool = False):
+    """The kernel `compile_kernel` would return, if it is compiled already; else None."""
+    with _LOCK:
+        kernel = _CACHE.get((source, tuple(str(t) for t in arg_types), parallel))
+        if kernel is not None:
+            KERNEL_STATS["reused"] += 1
+        return kernel
+
+
 def compile_kernel(source: str, arg_types: tuple, parallel: bool = False) -> Kernel:
     """The compiled ``kernel`` of `source` for numba `arg_types`, from the cache when it is there.
 
