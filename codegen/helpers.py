@@ -209,7 +209,7 @@ def _float_helpers(ft):
             return one
         if x < zero:
             return -one
-        return x  # 0, -0 or NaN
+        return zero if x == zero else x  # numpy: +0.0 for both zeros; NaN stays NaN
 
     @_jit
     def rsqrt(x):
