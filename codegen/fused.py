@@ -272,6 +272,8 @@ class FusedPlan:
         k = self.ops.index(op)
         init, update, final = accumulator(op.name, x.type.dtype)
         src(f"acc{k} = {init}")
+        if "{acc}_nan" in update:
+            src(f"acc{k}_nan = False")
         with src.loops([f"i{d}" for d in self.axes], [f"n{d}" for d in self.axes]):
             local = dict(names)
             self._emit_cone(src, [x], local)
@@ -313,9 +315,11 @@ def accumulator(name: str, dtype: dt.DType):
             return init, update, "{acc}"
         return init, update, ("{acc} / np.float64(count)" if floating else "_h.trunc_div_int({acc}, count)")
     lowest = name == "reduce_max"
-    if floating:
+    if floating:  # NaN is tracked beside the extreme, so the compare-and-pick loop vectorises
         init = scalar.typed_const(float("-inf") if lowest else float("inf"), dtype)
-        x = "{x}"
+        update = ("{acc} = _h." + ("rmax" if lowest else "rmin") + "({acc}, {x}); "
+                  "{acc}_nan = {acc}_nan | ({x} != {x})")
+        return init, update, "(np.nan if {acc}_nan else {acc})"
     else:
         init = f"np.int64({int(dtype.min if lowest else dtype.max)})"
         x = "np.int64({x})"

@@ -216,10 +216,6 @@ def _float_helpers(ft):
         return one / np.sqrt(x)
 
     @_jit
-    def sigmoid(x):
-        return one / (one + np.exp(-x))
-
-    @_jit
     def divmod_(a, b):
         # numpy's npy_divmod: fmod, then Python's sign convention, then snap to an integer.
         mod = np.fmod(a, b)
@@ -248,11 +244,11 @@ def _float_helpers(ft):
     def floor_mod(a, b):
         return divmod_(a, b)[1]
 
-    return sign, rsqrt, sigmoid, floor_div, floor_mod
+    return sign, rsqrt, floor_div, floor_mod
 
 
-sign_f32, rsqrt_f32, sigmoid_f32, floor_div_f32, floor_mod_f32 = _float_helpers(np.float32)
-sign_f64, rsqrt_f64, sigmoid_f64, floor_div_f64, floor_mod_f64 = _float_helpers(np.float64)
+sign_f32, rsqrt_f32, floor_div_f32, floor_mod_f32 = _float_helpers(np.float32)
+sign_f64, rsqrt_f64, floor_div_f64, floor_mod_f64 = _float_helpers(np.float64)
 
 # ----------------------------------------------------------------------------- random numbers
 # Same counter-based scheme as `fuseflow.ir.opdefs_data` (splitmix64 over uint64).
@@ -327,3 +323,18 @@ def radd(a, b):
 @_reassoc
 def rmul(a, b):
     return a * b
+
+
+# Extremes of a float reduction: the caller tracks NaN itself, so these compares may assume no NaN
+# (and ignore the sign of zero), which lets LLVM vectorise the loop.
+_extreme = njit(fastmath={"nnan", "nsz"}, error_model="numpy", cache=False)
+
+
+@_extreme
+def rmax(a, b):
+    return a if a >= b else b
+
+
+@_extreme
+def rmin(a, b):
+    return a if a <= b else b

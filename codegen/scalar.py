@@ -104,8 +104,17 @@ def _ufunc(fn):
     return lambda a, t, attrs: f"np.{fn}({a[0]})"
 
 
-for _name in ("sqrt", "exp", "log", "log1p", "tanh", "sin", "cos", "floor", "ceil"):
+for _name in ("sqrt", "floor", "ceil"):  # LLVM intrinsics: they vectorise as they are
     EMITTERS[_name] = _ufunc(_name)
+
+
+def _mathlib(fn):
+    # Our vectorisable implementations (fuseflow.codegen.mathlib, bound as ``_m``), not libm calls.
+    return lambda a, t, attrs: f"_m.{fn}_{_fsuffix(t[0])}({a[0]})"
+
+
+for _name in ("exp", "log", "log1p", "tanh", "sigmoid", "sin", "cos"):
+    EMITTERS[_name] = _mathlib(_name)
 
 EMITTERS["neg"] = lambda a, t, attrs: f"(-{a[0]})"
 EMITTERS["abs"] = lambda a, t, attrs: f"abs({a[0]})"
@@ -113,7 +122,6 @@ EMITTERS["logical_not"] = lambda a, t, attrs: f"(not {a[0]})"
 EMITTERS["broadcast_to"] = lambda a, t, attrs: a[0]  # the loop's index arithmetic broadcasts
 EMITTERS["stop_gradient"] = lambda a, t, attrs: a[0]
 EMITTERS["rsqrt"] = lambda a, t, attrs: f"_h.rsqrt_{_fsuffix(t[0])}({a[0]})"
-EMITTERS["sigmoid"] = lambda a, t, attrs: f"_h.sigmoid_{_fsuffix(t[0])}({a[0]})"
 
 
 @_register("sign")

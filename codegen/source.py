@@ -19,7 +19,7 @@ import numba
 import numpy as np
 from numba import types as nbt
 
-from fuseflow.codegen import helpers
+from fuseflow.codegen import helpers, mathlib
 from fuseflow.ir import dtypes as dt
 
 # OpenMP threads that spin-wait between parallel loops cost ~5 ms per kernel launch on a 2-core
@@ -161,6 +161,6 @@ def _jit(source: str, parallel: bool = False):
     filename = f"<fuseflow-kernel-{digest}>"
     # Registered so numba's error messages and tracebacks can quote the generated lines.
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace = {"np": np, "_h": helpers, "prange": numba.prange}
+    namespace = {"np": np, "_h": helpers, "_m": mathlib, "prange": numba.prange}
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102  (our own generated source)
     return numba.njit(error_model="numpy", cache=False, parallel=parallel)(namespace["kernel"])
