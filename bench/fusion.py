@@ -75,8 +75,8 @@ def workloads(quick: bool):
     x = rng.standard_normal(n, dtype=np.float32)
     five = [rng.standard_normal(n, dtype=np.float32) for _ in range(5)]
     m = rng.standard_normal((rows, rows), dtype=np.float32)
-    gelu = lambda lib, x: 0.5 * x * (1 + lib.tanh(GELU_C * (x + 0.044715 * x**3)))  # noqa: E731
-    mix = lambda lib, a, b, c, d, e: a * b + c * d - lib.exp(e)  # noqa: E731
+    gelu = lambda lib, x: 0.5 * x * (1 + lib.tanh(GELU_C * (x + 0.044715 * x**3)))
+    mix = lambda lib, a, b, c, d, e: a * b + c * d - lib.exp(e)
 
     def softmax_jax(jnp, x):
         e = jnp.exp(x - x.max(axis=1, keepdims=True))

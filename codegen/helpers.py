@@ -332,9 +332,9 @@ _extreme = njit(fastmath={"nnan", "nsz"}, error_model="numpy", cache=False)
 
 @_extreme
 def rmax(a, b):
-    return a if a >= b else b
+    return max(a, b)
 
 
 @_extreme
 def rmin(a, b):
-    return a if a <= b else b
+    return min(a, b)

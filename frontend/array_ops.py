@@ -335,7 +335,7 @@ def tile(input, multiples, name=None):
     x = convert_to_tensor(input)
     reps = multiples.known.tolist() if isinstance(multiples, Tensor) and multiples.known is not None else multiples
     if isinstance(reps, Tensor):
-        raise ValueError(f"tile: multiples '{reps.name}' must be known when the graph is built")
+        raise ValueError(f"tile: multiples '{reps.name}' must be known when the graph is built")  # noqa: TRY004
     reps = [int(m) for m in reps]
 
     def lower(b, v):

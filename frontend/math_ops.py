@@ -27,7 +27,7 @@ def _unary(tf_type, ir_name):
 
 
 negative = neg = _unary("Neg", "neg")
-abs = _unary("Abs", "abs")  # noqa: A001 - the TF name
+abs = _unary("Abs", "abs")
 sign = _unary("Sign", "sign")
 reciprocal = _unary("Reciprocal", "reciprocal")
 sqrt = _unary("Sqrt", "sqrt")
@@ -41,7 +41,7 @@ sin = _unary("Sin", "sin")
 cos = _unary("Cos", "cos")
 floor = _unary("Floor", "floor")
 ceil = _unary("Ceil", "ceil")
-round = _unary("Round", "round")  # noqa: A001 - the TF name
+round = _unary("Round", "round")
 logical_not = _unary("LogicalNot", "logical_not")
 
 
@@ -79,7 +79,7 @@ subtract = sub = _binary("Sub", "sub")
 multiply = mul = _binary("Mul", "mul")
 floordiv = floor_div = _binary("FloorDiv", "floor_div")
 mod = floormod = floor_mod = _binary("FloorMod", "floor_mod")
-pow = _binary("Pow", "pow")  # noqa: A001 - the TF name
+pow = _binary("Pow", "pow")
 maximum = _binary("Maximum", "maximum")
 minimum = _binary("Minimum", "minimum")
 equal = _binary("Equal", "equal")

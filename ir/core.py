@@ -34,7 +34,7 @@ class Loc:
 class Value:
     """One SSA value; `owner` is the defining `Op` or `Block`, `index` its position there."""
 
-    __slots__ = ("type", "owner", "index")
+    __slots__ = ("index", "owner", "type")
 
     def __init__(self, type: TensorType, owner, index: int) -> None:
         self.type = type
@@ -104,7 +104,7 @@ class Block:
 class Op:
     """One operation: ``results = name(operands) {attrs} regions``; immutable once built."""
 
-    __slots__ = ("name", "operands", "attrs", "results", "regions", "loc")
+    __slots__ = ("attrs", "loc", "name", "operands", "regions", "results")
 
     def __init__(self, name: str, operands, attrs: dict, result_types, regions=(), loc: Loc | None = None):
         self.name = name
@@ -127,7 +127,7 @@ class Op:
 class Function:
     """``func @name(args) -> (types) { body }``; the body block ends with ``return``."""
 
-    __slots__ = ("name", "body")
+    __slots__ = ("body", "name")
 
     def __init__(self, name: str, body: Block) -> None:
         self.name = name

@@ -14,7 +14,7 @@ import numpy as np
 class DType:
     """An element type; compare with ``==`` or ``is`` (instances are unique)."""
 
-    __slots__ = ("name", "short", "np")
+    __slots__ = ("name", "np", "short")
 
     def __init__(self, name: str, short: str, np_dtype) -> None:
         self.name = name
@@ -120,7 +120,7 @@ def as_dtype(value) -> DType:
 
 def result_type_of_python(value) -> DType:
     """The dtype TensorFlow gives a Python/numpy constant: floats f32, ints i32, arrays keep theirs."""
-    if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+    if isinstance(value, (np.ndarray, np.generic)):
         return as_dtype(value.dtype)
     arr = np.asarray(value)
     if arr.dtype.kind in "OSU":

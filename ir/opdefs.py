@@ -13,8 +13,8 @@ frontend adds the user's op name and source line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

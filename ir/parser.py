@@ -14,6 +14,7 @@ import json
 import re
 
 import numpy as np
+
 from fuseflow.ir.core import Block, Function, Loc, Module, Op
 from fuseflow.ir.dtypes import as_dtype
 from fuseflow.ir.printer import DTYPE_ATTRS, elements_to_array

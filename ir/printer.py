@@ -28,6 +28,7 @@ import json
 import re
 
 import numpy as np
+
 from fuseflow.ir.core import Block, Function, Loc, Module, Op
 from fuseflow.ir.dtypes import DType, as_dtype
 from fuseflow.ir.types import TensorType

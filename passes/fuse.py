@@ -9,7 +9,10 @@ Rules (guarantees afterwards):
   its operand (same shape) and the elementwise consumers that read its result
   over the same outer domain; all reductions of one group share the operand
   shape ``S`` and the axes ``A``. Members have result shape ``S``, ``S`` with
-  ``A`` kept as 1, or ``S`` without ``A``. Row softmax is one group.
+  ``A`` kept as 1, or ``S`` without ``A`` (the outer domain); what reads an
+  outer member is itself over the outer domain, and unless ``A`` is a prefix of
+  the dims an outer member reads only outer members and scalars. Row softmax is
+  one group.
 - Contractions, data movement, random numbers and argmax/argmin stay as they
   are; a matmul's elementwise epilogue is one group after it.
 - Every group is convex: no path leaves it and comes back. Values a group
@@ -66,7 +69,26 @@ def group_domain(ops) -> tuple | None:
             for v in op.operands:
                 if v.owner in members and v.type.shape not in (shape, keep):
                     return None
+    if axes and not _outer_reads_legal(ops, squeezed, axes == tuple(range(len(axes)))):
+        return None
     return shape, axes
+
+
+def _outer_reads_legal(ops, squeezed, prefix: bool) -> bool:
+    """Members over the outer domain (result shape S without A) are indexed by the outer loops alone:
+    a member that reads one is itself over the outer domain (S- or keep-shaped ones would mix two index
+    spaces), and unless A is a prefix of S's dims (numpy aligns the outer shape with S's trailing dims,
+    so any operand broadcasts as over S) an outer member reads only outer members and scalars."""
+    outer = {op for op in ops if op.results[0].type.shape == squeezed}
+    for op in ops:
+        if op.name in FUSED_REDUCTIONS:
+            continue
+        if op not in outer:
+            if any(v.owner in outer for v in op.operands):
+                return False
+        elif not prefix and any(v.owner not in outer and v.type.shape != () for v in op.operands):
+            return False
+    return True
 
 
 @dataclass

@@ -11,9 +11,8 @@ THIS_FILE = __file__
 def test_feed_of_wrong_shape_names_placeholder():
     x = tf.placeholder(tf.float32, shape=[None, 3], name="images")
     y = x * 2
-    with tf.Session() as sess:
-        with pytest.raises(ValueError, match=r"shape \(2, 4\).*'images:0'.*\(\?, 3\)"):
-            sess.run(y, {x: np.ones((2, 4))})
+    with tf.Session() as sess, pytest.raises(ValueError, match=r"shape \(2, 4\).*'images:0'.*\(\?, 3\)"):
+        sess.run(y, {x: np.ones((2, 4))})
 
 
 def test_feed_of_unsafe_dtype_names_placeholder():
@@ -30,18 +29,17 @@ def test_feed_of_unsafe_dtype_names_placeholder():
 
 def test_missing_feed_names_placeholder():
     x = tf.placeholder(tf.float32, shape=[2], name="inp")
-    with tf.Session() as sess:
-        with pytest.raises(tf.errors.InvalidArgumentError, match="must feed a value for placeholder tensor 'inp'"):
-            sess.run(x * 2)
+    with tf.Session() as sess, pytest.raises(tf.errors.InvalidArgumentError,
+                                             match="must feed a value for placeholder tensor 'inp'"):
+        sess.run(x * 2)
 
 
 def test_fetch_from_another_graph():
     g = tf.Graph()
     with g.as_default():
         other = tf.constant(1.0, name="other")
-    with tf.Session() as sess:
-        with pytest.raises(ValueError, match="'other:0' belongs to another graph"):
-            sess.run(other)
+    with tf.Session() as sess, pytest.raises(ValueError, match="'other:0' belongs to another graph"):
+        sess.run(other)
 
 
 def test_unknown_tensor_name():
@@ -55,9 +53,8 @@ def test_unknown_tensor_name():
 
 def test_uninitialized_variable_is_named():
     v = tf.Variable(tf.zeros([3]), name="weights")
-    with tf.Session() as sess:
-        with pytest.raises(tf.errors.FailedPreconditionError, match="uninitialized value weights"):
-            sess.run(v * 2)
+    with tf.Session() as sess, pytest.raises(tf.errors.FailedPreconditionError, match="uninitialized value weights"):
+        sess.run(v * 2)
 
 
 def test_matmul_inner_dims_error_at_build_time_names_op_file_and_line():
@@ -71,7 +68,7 @@ def test_matmul_inner_dims_error_at_build_time_names_op_file_and_line():
 def test_broadcast_error_at_build_time_names_both_shapes_and_line():
     a, b = tf.ones([2, 3]), tf.ones([4, 5])
     with pytest.raises(ValueError) as info:
-        a + b  # noqa: B018
+        a + b
     line = info.tb.tb_lineno
     msg = str(info.value)
     assert "(2, 3)" in msg and "(4, 5)" in msg and "Add" in msg and f"{THIS_FILE}:{line}" in msg

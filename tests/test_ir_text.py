@@ -7,6 +7,9 @@ import math
 import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from fuseflow.ir import dtypes as dt
 from fuseflow.ir.builder import Builder
 from fuseflow.ir.core import Block, Loc, Module, Op, walk_ops
@@ -15,8 +18,6 @@ from fuseflow.ir.parser import ParseError, parse_function, parse_module
 from fuseflow.ir.printer import DENSE_LIST_LIMIT, DTYPE_ATTRS, print_function, print_module
 from fuseflow.ir.types import TensorType
 from fuseflow.ir.verifier import verify
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 def f32(*shape):

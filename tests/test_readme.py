@@ -10,7 +10,7 @@ README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 
 def _blocks(lang: str) -> list[str]:
     with open(README) as f:
-        return re.findall(rf"```{lang}\n(.*?)```", f.read(), flags=re.S)
+        return re.findall(rf"```{lang}\n(.*?)```", f.read(), flags=re.DOTALL)
 
 
 def test_python_examples_run():
@@ -22,7 +22,7 @@ def test_python_examples_run():
 
 def test_cli_example_runs(tmp_path, capsys):
     with open(README) as f:
-        model = re.search(r"\$ cat model.py\n(.*?)\n\$ fuseflow", f.read(), flags=re.S).group(1)
+        model = re.search(r"\$ cat model.py\n(.*?)\n\$ fuseflow", f.read(), flags=re.DOTALL).group(1)
     (tmp_path / "model.py").write_text(model)
     for flags in ([], ["--before", "fuse"], ["--all"], ["--explain"], ["--format", "dot"]):
         assert main(["ir", f"{tmp_path / 'model.py'}:model", *flags]) == 0

@@ -142,9 +142,8 @@ def test_device_strings_are_parsed_and_recorded():
             b = tf.constant(2.0)
     assert a.op.device == "/device:CPU:0"
     assert b.op.device == "/job:worker/task:17/device:GPU:3"
-    with pytest.raises(ValueError, match="bad device name"):
-        with tf.device("/tpu:banana"):
-            pass
+    with pytest.raises(ValueError, match="bad device name"), tf.device("/tpu:banana"):
+        pass
 
 
 def test_graph_as_default_and_reset():

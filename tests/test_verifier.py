@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from fuseflow.ir import dtypes as dt
 from fuseflow.ir.builder import Builder
 from fuseflow.ir.core import Block, Function, Module, Op
