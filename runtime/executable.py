@@ -8,6 +8,8 @@ session commits new variable values only after `run` returned).
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from fuseflow.codegen.cpu import compile_op
@@ -40,6 +42,8 @@ class Executable:
         self.plan = plan_buffers(fn, lambda op: getattr(kernels.get(op), "writes_into", False))
         self.buffers = [np.empty(shape, dtype) for shape, dtype in self.plan.buffers]
         self.steps = []
+        results = set(fn.results)
+        self._last: dict = {}  # step index -> the result arrays it returned last run
         for op in fn.ops[:-1]:
             outs = []
             for r in op.results:
@@ -51,6 +55,8 @@ class Executable:
                 into = None
                 if all(r in self.plan.buffer_of for r in op.results):
                     into = tuple(self.buffers[self.plan.buffer_of[r]] for r in op.results)
+                elif getattr(kernels[op], "writes_into", False) and all(r in results for r in op.results):
+                    self._last[len(self.steps)] = None  # its results may be recycled (see `_recycled`)
                 self.steps.append((kernels[op], ins, into, tuple(outs), op))
         self.template = template
         products = [product_flops(op) for op in fn.ops if op.name == "matmul"]
@@ -65,7 +71,9 @@ class Executable:
             BLAS.use(self.single_thread_blas)
         slots = self.template.copy()
         slots[: self.n_args] = args
-        for kernel, ins, into, outs, op in self.steps:
+        for k, (kernel, ins, into, outs, op) in enumerate(self.steps):
+            if into is None and k in self._last:
+                into = self._recycled(k)
             try:
                 if into is None:
                     results = kernel(*[slots[i] for i in ins])
@@ -77,4 +85,18 @@ class Executable:
                 raise InvalidArgumentError(f"{op.name} {op.loc}: {e}", op.loc.name) from e
             for slot, value in zip(outs, results):
                 slots[slot] = value
+            if k in self._last:
+                self._last[k] = results
         return [slots[i] for i in self.result_slots]
+
+    def _recycled(self, k: int):
+        """Last run's result arrays of step `k` when nobody else holds them any more (else None).
+
+        Results go to the caller fresh each run; but a caller that dropped them (a training loop
+        fetching a loss, a benchmark) would make us pay the page faults of a new large array for
+        nothing. The references counted: our dict's tuple, the loop variable, getrefcount's own.
+        """
+        last = self._last[k]
+        if last is not None and all(sys.getrefcount(a) == 3 for a in last):
+            return last
+        return None

@@ -1,5 +1,7 @@
 """Buffer planning: dead intermediates share buffers; results and their views never do."""
 
+import weakref
+
 import numpy as np
 
 import fuseflow as tf
@@ -58,3 +60,28 @@ def test_session_results_survive_later_runs():
         a = sess.run(y, {x: np.eye(4)})
         sess.run(y, {x: np.eye(4) * 2})
     np.testing.assert_array_equal(a, np.eye(4))
+
+
+def test_results_the_caller_holds_are_never_recycled():
+    x = tf.placeholder(tf.float32, [4])
+    y = x * 2
+    with tf.Session() as sess:
+        held = sess.run(y, {x: np.ones(4)})
+        view = sess.run(y, {x: np.full(4, 3.0)})[1:]
+        sess.run(y, {x: np.full(4, 5.0)})  # dropped at once: its array may serve the next run
+        latest = sess.run(y, {x: np.full(4, 7.0)})
+        again = sess.run(y, {x: np.full(4, 9.0)})
+    np.testing.assert_array_equal(held, [2, 2, 2, 2])
+    np.testing.assert_array_equal(view, [6, 6, 6])
+    np.testing.assert_array_equal(latest, [14, 14, 14, 14])
+    np.testing.assert_array_equal(again, [18, 18, 18, 18])
+
+
+def test_dropped_results_are_recycled():
+    x = tf.placeholder(tf.float32, [1 << 12])
+    y = tf.exp(x)
+    with tf.Session() as sess:
+        first = weakref.ref(sess.run(y, {x: np.zeros(1 << 12)}))
+        second = sess.run(y, {x: np.ones(1 << 12)})
+    assert second is first()  # the same array object, filled anew
+    np.testing.assert_allclose(second, np.e)
