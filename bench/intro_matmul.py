@@ -10,21 +10,11 @@ same float32 array in the same process.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import numpy as np
 
-
-def _median_time(fn, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from fuseflow.bench.common import measure
 
 
 def main(argv=None) -> None:
@@ -43,9 +33,9 @@ def main(argv=None) -> None:
     first_s = time.perf_counter() - start
 
     a32 = rand_array.astype(np.float32)
-    run_s = _median_time(lambda: sess.run(y, feed_dict={x: rand_array}), args.repeats)
-    run32_s = _median_time(lambda: sess.run(y, feed_dict={x: a32}), args.repeats)
-    dot_s = _median_time(lambda: np.dot(a32, a32), args.repeats)
+    run_s = measure(lambda: sess.run(y, feed_dict={x: rand_array}), args.repeats, warmup=3)["median"]
+    run32_s = measure(lambda: sess.run(y, feed_dict={x: a32}), args.repeats, warmup=3)["median"]
+    dot_s = measure(lambda: np.dot(a32, a32), args.repeats, warmup=3)["median"]
     print(f"first run (lower + compile + run):        {first_s * 1e3:8.1f} ms")
     print(f"  of which lower + optimise + compile:    {sess.compile_seconds * 1e3:8.1f} ms")
     print(f"run, float64 feed (converted to float32): {run_s * 1e3:8.2f} ms  ({run_s / dot_s:.2f}x np.dot)")

@@ -106,22 +106,31 @@ def compile_gather(op: Op) -> MovementKernel:
     """
     params, indices = (v.type for v in op.operands)
     axis = op.attrs["axis"] % len(params.shape)
-    outer, inner, idx_rank = axis, len(params.shape) - axis - 1, len(indices.shape)
     src = Source(kernel_header(1, 2))
-    src(f"n = in0.shape[{axis}]")
+
+    def copy(pv, qv, rv):
+        src(f"out0{subscript(pv + qv + rv)} = in0{subscript(pv + ['j'] + rv)}")
+
+    _indexed_nest(src, "in0", len(params.shape), axis, len(indices.shape), copy)
+    return GatherKernel(op, src.text())
+
+
+def _indexed_nest(src: Source, indexed: str, rank: int, axis: int, idx_rank: int, body) -> None:
+    """Checks every index (in1) against dim `axis` of `indexed`, returning the first bad one, then walks
+    (dims before axis, index positions, dims after axis) with ``j`` the index: ``body(pv, qv, rv)``."""
+    src(f"n = {indexed}.shape[{axis}]")
     qv = _loop_vars(idx_rank, "q")
     with src.loops(qv, _shape_lines(src, "in1", idx_rank, "m")):
         src(f"j = np.int64(in1{subscript(qv)})")
         with src.block("if j < 0 or j >= n:"):
             src("return True, j, n")
-    pv, rv = _loop_vars(outer, "p"), _loop_vars(inner, "r")
-    params_sizes = _shape_lines(src, "in0", len(params.shape), "s")
-    with src.loops(pv + qv, params_sizes[:axis] + [f"m{d}" for d in range(idx_rank)]):
+    pv, rv = _loop_vars(axis, "p"), _loop_vars(rank - axis - 1, "r")
+    sizes = _shape_lines(src, indexed, rank, "s")
+    with src.loops(pv + qv, sizes[:axis] + [f"m{d}" for d in range(idx_rank)]):
         src(f"j = in1{subscript(qv)}")
-        with src.loops(rv, params_sizes[axis + 1:]):
-            src(f"out0{subscript(pv + qv + rv)} = in0{subscript(pv + ['j'] + rv)}")
+        with src.loops(rv, sizes[axis + 1:]):
+            body(pv, qv, rv)
     src("return False, np.int64(0), n")
-    return GatherKernel(op, src.text())
 
 
 class GatherKernel(MovementKernel):
@@ -155,27 +164,18 @@ def compile_scatter_add(op: Op) -> MovementKernel:
     updates, indices = (v.type for v in op.operands)
     out = op.results[0].type
     axis = op.attrs["axis"] % len(out.shape)
-    inner, idx_rank = len(out.shape) - axis - 1, len(indices.shape)
     src = Source(kernel_header(1, 2))
     src("out0[...] = 0")
-    src(f"n = out0.shape[{axis}]")
-    qv = _loop_vars(idx_rank, "q")
-    with src.loops(qv, _shape_lines(src, "in1", idx_rank, "m")):
-        src(f"j = np.int64(in1{subscript(qv)})")
-        with src.block("if j < 0 or j >= n:"):
-            src("return True, j, n")
-    pv, rv = _loop_vars(axis, "p"), _loop_vars(inner, "r")
-    sizes = _shape_lines(src, "out0", len(out.shape), "s")
-    with src.loops(pv + qv, sizes[:axis] + [f"m{d}" for d in range(idx_rank)]):
-        src(f"j = in1{subscript(qv)}")
-        with src.loops(rv, sizes[axis + 1:]):
-            target = f"out0{subscript(pv + ['j'] + rv)}"
-            value = f"in0{subscript(pv + qv + rv)}"
-            if updates.dtype is dt.float16:
-                src(f"{target} = _h.f32_to_f16(_h.f16_to_f32({target}) + _h.f16_to_f32({value}))")
-            else:
-                src(f"{target} += {value}")
-    src("return False, np.int64(0), n")
+
+    def accumulate(pv, qv, rv):
+        target = f"out0{subscript(pv + ['j'] + rv)}"
+        value = f"in0{subscript(pv + qv + rv)}"
+        if updates.dtype is dt.float16:
+            src(f"{target} = _h.f32_to_f16(_h.f16_to_f32({target}) + _h.f16_to_f32({value}))")
+        else:
+            src(f"{target} += {value}")
+
+    _indexed_nest(src, "out0", len(out.shape), axis, len(indices.shape), accumulate)
     return GatherKernel(op, src.text())
 
 
