@@ -116,6 +116,7 @@ class FusedPlan:
         self._const_index = {op.results[0]: i for i, op in enumerate(constants)}
         self._squeezed = self._squeezed_values()
         self._inner = self._inner_values()
+        self._stash = self._plan_stashes()
         self._loads = 0
         self.source = self._generate(parallel=False)
         self.dual_source = _dual(self._generate(parallel=True), len(self.domain))
@@ -196,11 +197,13 @@ class FusedPlan:
             for op in [op for op in self.ops if op.name in REDUCTIONS]:
                 self._emit_reduction(src, op, names)
                 self._emit_outer(src, pending, names)
-            # Results that vary along the reduced axes, or only span them (a reduction broadcast back).
-            inner_results = [v for v in self.results if v in self._inner or self._reads_inner(v)]
+            inner_results = self._inner_results()
             if inner_results:
                 with src.loops([f"i{d}" for d in self.axes], [f"n{d}" for d in self.axes]):
                     local = dict(names)
+                    for v, i in self._stash.items():  # read back, not recomputed
+                        local[v] = f"s{i}"
+                        src(f"s{i} = {scalar.load(f'out{i}' + self._subscript(self.results[i]), v.type.dtype)}")
                     self._emit_cone(src, inner_results, local)
                     for v in inner_results:
                         self._store(src, v, local)
@@ -223,6 +226,9 @@ class FusedPlan:
             names[v] = name
         return names[v]
 
+    def _earlier_reductions(self, op) -> list:
+        return [r for r in self.ops[: self.ops.index(op)] if r.name in REDUCTIONS]
+
     def _emit_outer(self, src, pending: list, names: dict) -> None:
         """Emits the outer-level elementwise ops whose operands are now available."""
         for op in list(pending):
@@ -238,6 +244,42 @@ class FusedPlan:
                 return
             self._emit_op(src, op, names)
             pending.remove(op)
+
+    def _inner_results(self) -> list:
+        """Results that vary along the reduced axes, or only span them (a reduction broadcast back)."""
+        return [v for v in self.results if v in self._inner or self._reads_inner(v)]
+
+    def _cone(self, values) -> set:
+        """The inner-level values computed (not loaded) on the way to `values`."""
+        needed, stack = set(), list(values)
+        while stack:
+            v = stack.pop()
+            if self._is_leaf(v) or v in needed or v not in self._inner:
+                continue
+            needed.add(v)
+            stack.extend(v.owner.operands)
+        return needed
+
+    def _plan_stashes(self) -> dict:
+        """Expensive values a reduction loop computes that the store loop needs again: each is parked
+        in a full-domain output of its dtype (overwritten later by that output's own value) and read
+        back instead of recomputed. Value -> output index."""
+        if not self.axes:
+            return {}
+        final = self._cone(self._inner_results())
+        free = [i for i, v in enumerate(self.results)
+                if v.type.shape == self.domain and v in self._inner_results()]
+        stash = {}
+        for op in self.ops:
+            if op.name not in REDUCTIONS:
+                continue
+            for v in sorted(self._cone([op.operands[0]]) & final, key=lambda v: self.ops.index(v.owner)):
+                if v.owner.name in EXPENSIVE and v not in stash:
+                    slot = next((i for i in free if self.results[i].type.dtype == v.type.dtype), None)
+                    if slot is not None:
+                        stash[v] = slot
+                        free.remove(slot)
+        return stash
 
     def _is_used(self, v) -> bool:
         return v in self.results or any(v in op.operands for op in self.ops)
@@ -278,6 +320,10 @@ class FusedPlan:
             local = dict(names)
             self._emit_cone(src, [x], local)
             src(update.format(acc=f"acc{k}", x=self._value(src, x, local)))
+            for v, i in self._stash.items():
+                if v in local and v not in names and not any(v in self._cone([r.operands[0]]) for r in
+                                                             self._earlier_reductions(op)):
+                    src(f"out{i}{self._subscript(self.results[i])} = {scalar.store(local[v], v.type.dtype)}")
         result = op.results[0]
         src(f"v{k} = {scalar.to_register(final.format(acc=f'acc{k}'), result.type.dtype)}")
         names[result] = f"v{k}"
@@ -294,6 +340,10 @@ def _dual(text: str, rank: int) -> str:
     guarded = [f"    if {size} >= {PARALLEL_MIN_ELEMENTS}:"] + ["    " + line for line in nest]
     guarded += ["    else:"] + ["    " + line.replace("prange(", "range(", 1) for line in nest]
     return "\n".join(lines[:start] + guarded) + "\n"
+
+
+# Ops worth parking in memory rather than computing twice (a load is cheaper).
+EXPENSIVE = {"exp", "log", "log1p", "tanh", "sigmoid", "sin", "cos", "pow", "sqrt", "rsqrt", "div"}
 
 
 def accumulator(name: str, dtype: dt.DType):
