@@ -272,16 +272,19 @@ def _fsum(row: np.ndarray) -> float:
 
 
 def _sum(x: np.ndarray, axes, keepdims: bool, order: str, mean: bool) -> np.ndarray:
-    """reduce_sum/reduce_mean of a float `x` accumulated in float64 in another `order`: ``reversed`` or
-    ``exact`` (math.fsum: the correctly rounded sum)."""
+    """reduce_sum/reduce_mean of a float `x` accumulated in float64 in another `order`: ``reversed``,
+    ``ascending``, ``descending`` (one element after the other) or ``exact`` (math.fsum, correctly
+    rounded)."""
     axes = tuple(axes) if x.ndim else ()
     moved = np.moveaxis(x.astype(np.float64), axes, tuple(range(x.ndim - len(axes), x.ndim)))
     rows = moved.reshape(-1, int(np.prod([x.shape[a] for a in axes], dtype=np.int64)))
     with np.errstate(all="ignore"):
         if order == "exact":
             sums = np.array([_fsum(r) for r in rows])
-        else:
-            sums = np.array([np.sum(r[::-1]) for r in rows])
+        else:  # one element after the other (overflow and cancellation happen early or late)
+            ordered = {"reversed": rows[:, ::-1], "ascending": np.sort(rows, axis=1),
+                       "descending": -np.sort(-rows, axis=1)}[order]
+            sums = np.add.accumulate(ordered, axis=1)[:, -1] if ordered.shape[1] else np.zeros(len(rows))
         if mean:
             sums = sums / rows.shape[1]
     out_shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape)) if keepdims else \
@@ -316,6 +319,8 @@ def conditioned(module: Module, arrays, want, rtol, atol) -> list:
     rng = np.random.default_rng(0)
     variants = [
         evaluate(module, arrays, "reversed"),
+        evaluate(module, arrays, "ascending"),
+        evaluate(module, arrays, "descending"),
         evaluate(module, arrays, "exact"),
         evaluate(module, arrays, perturb=lambda shape: np.full(shape, PERTURB_ULPS)),
         evaluate(module, arrays, perturb=lambda shape: np.full(shape, -PERTURB_ULPS)),
