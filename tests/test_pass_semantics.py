@@ -234,7 +234,7 @@ def budget(examples: int) -> settings:
 
 
 @pytest.mark.parametrize("name", ["simplify", "fold", "cse", "dce", "fuse"])
-@budget(150)
+@budget(300)
 @given(case=cases())
 def test_pass_preserves_semantics(name, case):
     program, arrays = case
@@ -335,7 +335,7 @@ def types_of(module: Module) -> list:
     return [a.type for a in fn.args] + [r.type for op in fn.ops for r in op.results]
 
 
-@budget(100)
+@budget(300)
 @given(case=cases(max_steps=12))
 def test_compiled_pipeline_matches_interpreter(case):
     program, arrays = case
