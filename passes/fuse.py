@@ -113,6 +113,35 @@ class _Groups:
                     return False
         return True
 
+    def acyclic_with(self, ops) -> bool:
+        """Making `ops` one group keeps the graph of kernels acyclic: no path leaves the group and comes
+        back through other groups (a path enters another group at one member and may leave it at any
+        other). Each group is convex on its own, yet group A may read group B's x while B reads A's y."""
+        inside, mask, upstream = set(ops), 0, 0
+        for op in ops:
+            mask |= 1 << self.index[op]
+            upstream |= self.ancestors[self.index[op]]
+        others: dict = {}
+        for op, gid in self.group_of.items():
+            if op not in inside:
+                others.setdefault(gid, []).append(self.index[op])
+        groups = []  # (members, their ancestors) of the other groups that have several members
+        for members in others.values():
+            if len(members) > 1:
+                m = a = 0
+                for i in members:
+                    m, a = m | 1 << i, a | self.ancestors[i]
+                groups.append((m, a))
+        reached, grew = mask, True
+        while grew:  # the groups downstream of the new one, group jumps included
+            grew = False
+            for m, a in groups:
+                if a & reached and not m & reached:
+                    if m & upstream:
+                        return False
+                    reached, grew = reached | m, True
+        return True
+
 
 def _ancestors(ops) -> tuple[dict, list]:
     index = {op: i for i, op in enumerate(ops)}
@@ -152,7 +181,7 @@ def find_groups(fn: Function) -> _Groups:
 
 def _legal(g: _Groups, op: Op, gids) -> bool:
     ops = [op] + [m for gid in gids for m in g.members(gid)]
-    return group_domain(ops) is not None and g.convex(set(ops))
+    return group_domain(ops) is not None and g.convex(set(ops)) and g.acyclic_with(ops)
 
 
 def _choose(g: _Groups, op: Op, candidates):
