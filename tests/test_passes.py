@@ -727,3 +727,22 @@ def test_fuse_keeps_keepdims_values_apart_from_what_reads_the_squeezed_reduction
         names = region_op_names(kernel)
         assert not ("reduce_max" in names and "select" in names)
     assert_fuse_preserves(text, np.arange(5, dtype=np.float32), np.array(1, np.float32))
+
+
+def test_fuse_keeps_the_graph_of_kernels_acyclic():
+    # Found by test_pass_semantics: {%1, %3, %11} and {%2, %4, %5, %10} are each convex, but %5 reads %3
+    # while %11 reads %10, so the two kernels would wait for each other.
+    text = """
+    func @main(%0: f32[4]) -> (f32[4], f32[4]) {
+      %1 = neg %0 : f32[4]
+      %2 = neg %0 : f32[4]
+      %3 = reduce_sum %1 {axes=[0], keepdims=false} : f32[]
+      %4 = less %0, %2 : bool[4]
+      %5 = select %4, %3, %0 : f32[4]
+      %10 = neg %2 : f32[4]
+      %11 = add %1, %10 : f32[4]
+      return %11, %5
+    }"""
+    out = apply(fuse, text)
+    assert len(fused_ops(out)) >= 2
+    assert_fuse_preserves(text, np.array([-1.0, 0.0, 2.0, 3.0], np.float32))
