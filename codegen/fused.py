@@ -42,16 +42,23 @@ class FusedKernel:
         self._kernel = kernel_for(plan, types)
         self._tail = (*self._consts, self._dims)
         self._half = any(v.type.dtype is dt.float16 for v in list(results) + list(block.args))
+        self._dispatch = self._kernel.dispatcher
+        if len(self._outs) == 1:  # (the generator below costs more than a small kernel's whole call)
+            (shape, dtype), = self._outs
+            self._new_outputs = lambda: (np.empty(shape, dtype),)
 
     writes_into = True
 
+    def _new_outputs(self):
+        return tuple(np.empty(shape, dtype) for shape, dtype in self._outs)
+
     def __call__(self, *inputs, out=None):
-        outs = out or tuple(np.empty(shape, dtype) for shape, dtype in self._outs)
+        outs = out or self._new_outputs()
         if self._half:
             self._kernel(*map(array_arg, outs), *map(array_arg, inputs), *self._tail)
             return outs
         try:  # the common case: C-contiguous arrays straight to the compiled version
-            self._kernel.dispatcher(*outs, *inputs, *self._tail)
+            self._dispatch(*outs, *inputs, *self._tail)
         except TypeError:
             self._kernel(*outs, *inputs, *self._tail)
         return outs
