@@ -189,6 +189,7 @@ class Graph:
         self.seed = None
         self._collections: dict[str, list] = {}
         self._finalized = False
+        self.numpy_semantics = False  # set by jit tracing: Python operators follow numpy's dtype rules
 
     # -- scopes
     @contextlib.contextmanager

@@ -6,10 +6,11 @@ else raises `UnsupportedNumpyError` naming the function and the user's line: nev
 fallback to numpy, which would try to turn a symbolic tensor into an array.
 
 Dtypes follow numpy's own rule (``ufunc.resolve_dtypes``): ``np.exp`` of ints is float64, int/int
-true division is float64, two tensors of different dtypes promote. A value that is not a tensor (a
-Python number, a numpy array or scalar captured by the function) is *weak*, as numpy treats Python
-scalars: it takes the tensor's dtype when its kind fits (``x32 * np.float64(2)`` stays float32,
-as ``x32 * 2.0`` does in numpy and in TF).
+true division is float64, two tensors of different dtypes promote, and a Python number is *weak*:
+it takes the tensor's dtype when its kind fits (``x32 * 2.0`` is float32). In a graph traced by
+`fuseflow.jit` numpy arrays and scalars are strong, as in numpy (``x32 * np.float64(2)`` is
+float64); in a TF1 graph they are weak like Python numbers, because there ``ndarray - tensor``
+reaches us through numpy and TF1 gives it the tensor's dtype.
 """
 
 from __future__ import annotations
@@ -43,15 +44,22 @@ def _is_tensor(x) -> bool:
     return isinstance(x, Tensor) or hasattr(x, "_as_graph_element")
 
 
-def _resolve_key(x):
-    """What numpy's dtype resolution sees: a tensor's dtype, or a weak Python type for other values."""
+def _resolve_key(x, numpy_rules: bool):
+    """What numpy's dtype resolution sees: a dtype, or a Python type standing for a weak value."""
     if _is_tensor(x):
         t = convert_to_tensor(x)
-        return _WEAK_KIND[t.dtype.np.kind] if getattr(t, "weak", False) else t.dtype.np
-    kind = np.asarray(x).dtype.kind
-    if kind not in _WEAK_KIND:
-        _unsupported(f"a {type(x).__name__} operand of dtype kind {kind!r}")
-    return _WEAK_KIND[kind]
+        return _WEAK_KIND[t.dtype.np.kind] if t.weak else t.dtype.np
+    dtype = np.asarray(x).dtype
+    if dtype.kind not in _WEAK_KIND:
+        _unsupported(f"a {type(x).__name__} operand of dtype {dtype}")
+    if numpy_rules and type(x) not in (bool, int, float):  # (np.float64 subclasses float)
+        return dtype
+    return _WEAK_KIND[dtype.kind]
+
+
+def _numpy_rules(operands) -> bool:
+    """Whether the operands' graph was traced by jit (numpy's rules) rather than built as a TF1 graph."""
+    return any(_is_tensor(x) and convert_to_tensor(x).graph.numpy_semantics for x in operands)
 
 
 def as_typed(x, dtype: np.dtype) -> Tensor:
@@ -64,7 +72,8 @@ def as_typed(x, dtype: np.dtype) -> Tensor:
 
 def promote(ufunc, operands) -> tuple[list, np.dtype]:
     """The operands cast to the input dtypes of `ufunc`'s numpy loop, and the loop's output dtype."""
-    keys = tuple(_resolve_key(x) for x in operands)
+    rules = _numpy_rules(operands)
+    keys = tuple(_resolve_key(x, rules) for x in operands)
     try:
         loop = ufunc.resolve_dtypes(keys + (None,) * ufunc.nout)
     except TypeError as e:  # numpy has no loop for these dtypes
@@ -152,7 +161,9 @@ def _where(condition, x=None, y=None):
     if x is None or y is None:
         _unsupported("numpy.where with one argument (its result shape depends on the data)")
     # a weak operand enters numpy's rule as a Python scalar value, which it treats as weak too
-    target = np.result_type(*[k(0) if isinstance(k, type) else k for k in (_resolve_key(x), _resolve_key(y))])
+    rules = _numpy_rules((condition, x, y))
+    target = np.result_type(*[k(0) if isinstance(k, type) else k for k in (_resolve_key(x, rules),
+                                                                          _resolve_key(y, rules))])
     return m.where(as_typed(condition, np.dtype(bool)), as_typed(x, target), as_typed(y, target))
 
 

@@ -93,6 +93,7 @@ class _Trace:
 
     def __init__(self, fun, args, static: frozenset) -> None:
         self.graph = Graph()
+        self.graph.numpy_semantics = True
         self.dynamic = [i for i in range(len(args)) if i not in static]
         call_args = list(args)
         with self.graph.as_default():
@@ -145,7 +146,6 @@ class JitFunction:
         self.device = device
         self._entries: dict = {}   # concrete key -> _Entry
         self._traces: dict = {}    # signature -> _Trace
-        self._last_signature = None
         self._info = CacheInfo()
 
     def __call__(self, *args):
@@ -175,11 +175,10 @@ class JitFunction:
         signature = self._signature(args)
         trace = self._traces.get(signature)
         if trace is None:
-            reason = _why_new(self._last_signature, signature)
+            reason = _why_new(_closest(self._traces, signature), signature)
             trace = self._traces[signature] = _Trace(self.__wrapped__, args, self.static_argnums)
             self._info.traces += 1
             self._info.last_reason = f"traced: {reason}"
-        self._last_signature = signature
         return trace
 
     def _specialize(self, args) -> _Entry:
@@ -215,6 +214,17 @@ class JitFunction:
 
     def __repr__(self) -> str:
         return f"<fuseflow.jit {self.__name__}>"
+
+
+def _closest(seen, new):
+    """The traced signature that differs least from `new` (None when nothing was traced)."""
+    def distance(old) -> int:
+        if len(old) != len(new):
+            return 1 << 20
+        return sum(a != b if a[0] == "static" or b[0] == "static" else
+                   (a[0] != b[0]) + (len(a[2]) != len(b[2])) + (a[2] != b[2]) for a, b in zip(old, new))
+
+    return min(reversed(list(seen)), key=distance, default=None)
 
 
 def _why_new(old, new) -> str:

@@ -57,14 +57,14 @@ def value_and_grad(fun, argnums=0, has_aux=False):
     python = _python(fun)
 
     def traced(*args):
+        xs = _float_inputs(args, _argnums(argnums, len(args)), "grad")
         out = python(*args)
         value, aux = out if has_aux else (out, None)
         value = convert_to_tensor(value)
         if value.shape.ndims != 0 or not value.dtype.is_floating:
             raise TypeError(f"grad needs a function returning a float scalar; {python.__name__} returned a tensor "
                             f"of dtype {value.dtype.name} and shape {value.shape}")
-        nums = _argnums(argnums, len(args))
-        grads = _grads_or_zeros([value], _float_inputs(args, nums, "grad"))
+        grads = _grads_or_zeros([value], xs)
         grads = grads[0] if isinstance(argnums, int) else tuple(grads)
         return ((value, aux), grads) if has_aux else (value, grads)
 
