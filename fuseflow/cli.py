@@ -1,7 +1,8 @@
 """The ``fuseflow`` command line.
 
 ``fuseflow ir FILE.py:FUNC`` prints the IR of the graph FUNC builds (FUNC takes
-no arguments and returns its fetches) after the default pass pipeline;
+no arguments and returns its fetches, or is a ``@fuseflow.jit`` function whose
+argument types ``--shapes`` gives) after the default pass pipeline;
 ``fuseflow ir FILE.ffir`` parses textual IR, runs the pipeline and prints it.
 ``--before/--after PASS`` and ``--all`` show other stages, ``--format dot``
 writes Graphviz, ``--explain`` says why neighbouring ops were not fused.
@@ -60,15 +61,49 @@ def graph_module(func):
     return lower(elements, feeds, state).module
 
 
-def _input_module(target: str):
-    from fuseflow.ir.parser import parse_module
+def jit_module(func, shapes: str | None):
+    """The lowered IR of a `@fuseflow.jit` function for argument types such as ``"f32[?,784] f32[784,10]"``."""
+    from fuseflow.ir.parser import ParseError, parse_type
 
+    if not shapes:
+        raise UsageError(f"{func.__name__} is a @fuseflow.jit function: give its argument types with --shapes, "
+                         "e.g. --shapes 'f32[?,784] f32[784,10]'")
+    specs = []
+    for text in _split_types(shapes):
+        try:
+            specs.append(parse_type(text))
+        except ParseError as e:
+            raise UsageError(f"--shapes: {text!r}: {e}") from None
+    return func.lowered(*specs)
+
+
+def _split_types(text: str) -> list[str]:
+    """Types separated by spaces or by commas outside brackets."""
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        depth += (ch == "[") - (ch == "]")
+        if depth == 0 and ch in ", ":
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    return [p for p in parts + [current] if p]
+
+
+def _input_module(args):
+    from fuseflow.ir.parser import parse_module
+    from fuseflow.jit import JitFunction
+
+    target = args.target
     if target.endswith(".ffir"):
         if not os.path.isfile(target):
             raise UsageError(f"no such file: {target}")
         with open(target) as f:
             return parse_module(f.read())
-    return graph_module(_load_function(target))
+    func = _load_function(target)
+    if isinstance(func, JitFunction):
+        return jit_module(func, args.shapes)
+    return graph_module(func)
 
 
 def _stages_to_show(args, names) -> list[str]:
@@ -103,7 +138,7 @@ def cmd_ir(args) -> int:
     from fuseflow.ir.verifier import verify
     from fuseflow.passes.manager import PassManager
 
-    module = _input_module(args.target)
+    module = _input_module(args)
     verify(module)
     try:
         manager = PassManager(args.pipeline, verify=True, keep_stages=True)
@@ -137,6 +172,8 @@ def main(argv=None) -> int:
     ir.add_argument("--pipeline", default=DEFAULT_PIPELINE, help=f"passes to run (default {DEFAULT_PIPELINE})")
     ir.add_argument("--format", choices=("text", "dot"), default="text", help="text IR or Graphviz dot")
     ir.add_argument("--explain", action="store_true", help="say why neighbouring ops were not fused")
+    ir.add_argument("--shapes", metavar="TYPES", help="argument types of a @fuseflow.jit FUNC, e.g. "
+                    "'f32[?,784] f32[784,10]' (? is any size)")
     ir.set_defaults(run=cmd_ir)
     args = parser.parse_args(argv)
     try:

@@ -200,14 +200,18 @@ class JitFunction:
         entry = self._entries[self._key(args)] = _Entry(trace, compiled, args)
         return entry
 
-    def lower(self, *args, pipeline: str | None = None) -> str:
-        """The IR text of the function for these arguments (arrays, numbers or `TensorType` specs with
-        dims that may be None), after the default pipeline (or `pipeline`)."""
+    def lowered(self, *args):
+        """The IR module of the function for these arguments (arrays, numbers or `TensorType` specs
+        whose dims may be None), before any pass."""
         trace = self._trace(args)
         feed_types = {ph: TensorType(ph.dtype, _arg_type(args[i])[1]) for ph, i in zip(trace.feeds, trace.dynamic)}
-        module = lower_graph(trace.fetches, feed_types, {}).module
+        return lower_graph(trace.fetches, feed_types, {}).module
+
+    def lower(self, *args, pipeline: str | None = None) -> str:
+        """The IR text of the function for these arguments (as for `lowered`) after the default
+        pipeline (or `pipeline`)."""
         manager = PassManager() if pipeline is None else PassManager(pipeline)
-        return print_module(manager.run(module))
+        return print_module(manager.run(self.lowered(*args)))
 
     def cache_info(self) -> CacheInfo:
         return CacheInfo(**vars(self._info))

@@ -107,6 +107,7 @@ def test_jvp_matches_finite_differences():
     x, y = RNG.standard_normal(4), RNG.standard_normal(4)
     tx, ty = RNG.standard_normal(4), RNG.standard_normal(4)
     (out, total), (t_out, t_total) = fuseflow.jvp(f, (x, y), (tx, ty))
+    np.testing.assert_allclose(total, np.sum(x * x))
     eps = 1e-6
     hi, lo = f(x + eps * tx, y + eps * ty), f(x - eps * tx, y - eps * ty)
     np.testing.assert_allclose(out, np.tanh(x) * y)
