@@ -8,9 +8,8 @@ import numpy as np
 from fuseflow.bench.common import Skip, optional
 
 GELU_C = np.float32(0.7978845608)
-_numba = optional("numba")
 # The loops below are plain Python until numba compiles them; without numba they are never called.
-prange = _numba.prange if _numba else range
+prange = getattr(optional("numba"), "prange", range)
 # float32 globals: numba freezes them as float32 constants, so the loops stay in float32.
 HALF, ONE, CUBIC = np.float32(0.5), np.float32(1.0), np.float32(0.044715)
 
@@ -49,9 +48,10 @@ def jax_peer(fn, arrays: list):
 def numba_peer(loop, arrays: list, parallel: bool = True):
     """A runner of the hand-written `loop(*arrays, out)` compiled by numba, writing into one
     preallocated output like fuseflow's kernels do."""
-    if _numba is None:
+    numba = optional("numba")
+    if numba is None:
         return Skip("numba not installed")
-    kernel = _numba.njit(parallel=parallel)(loop)
+    kernel = numba.njit(parallel=parallel)(loop)
     out = np.empty_like(arrays[0])
     return lambda: kernel(*arrays, out)
 
