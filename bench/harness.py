@@ -17,6 +17,7 @@ import statistics
 import sys
 
 from fuseflow.bench.common import Case, Skip, copy_bandwidth, measure
+from fuseflow.bench.report import format_table, format_time, write_png
 
 DEFAULT_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json")
 
@@ -25,9 +26,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The harness's flags, on its own parser or on the ``fuseflow bench`` subcommand's."""
     parser.add_argument("--quick", action="store_true", help="tiny sizes and 3 repeats: a smoke test in seconds")
     parser.add_argument("--only", metavar="NAME[,NAME]", help="run only these workloads (default: all)")
-    parser.add_argument("--repeats", type=int, metavar="N", help="timed repeats after warm-up (default 7, quick 3)")
+    parser.add_argument("--repeats", type=_positive, metavar="N",
+                        help="timed repeats after warm-up (default 7, quick 3; compile: 3 processes, quick 1)")
     parser.add_argument("--json", metavar="PATH", default=DEFAULT_JSON, help="results file (default bench/results.json)")
     parser.add_argument("--png", metavar="PATH", help="bar chart, when matplotlib is installed (default: beside the JSON)")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a count of at least 1, got {text}")
+    return value
 
 
 class UnknownWorkload(ValueError):
@@ -49,14 +58,6 @@ class Progress:
         elif final:
             self.stream.write(text + "\n")
         self.stream.flush()
-
-
-def format_time(seconds: float) -> str:
-    """Three significant digits in s, ms, us or ns."""
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
 
 
 def _time(runner, case: Case, repeats: int) -> dict:
@@ -134,8 +135,6 @@ def _machine() -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     """Runs the selected workloads and writes the report; returns it."""
-    from fuseflow.bench.report import format_table, write_png
-
     selected = select(args.only)
     repeats = args.repeats or (3 if args.quick else 7)
     progress = Progress()

@@ -7,23 +7,25 @@ from fuseflow.bench.common import optional
 PEERS = ("numpy", "numexpr", "jax", "numba")
 
 
-def _time(seconds: float) -> str:
-    from fuseflow.bench.harness import format_time
-
-    return format_time(seconds)
+def format_time(seconds: float) -> str:
+    """Three significant digits in s, ms, us or ns."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
 
 
 def _peer_cell(row: dict, peer: str) -> str:
     if peer in row["times"]:
         ratio = row["ratio"].get(peer)
-        return _time(row["times"][peer]["median"]) + (f" {ratio:.2f}x" if ratio else "")
+        return format_time(row["times"][peer]["median"]) + (f" {ratio:.2f}x" if ratio is not None else "")
     return "skipped" if peer in row["skipped"] else "-"
 
 
 def _cells(row: dict, peers: list[str]) -> list[str]:
     ours = row["times"].get("fuseflow")
     cells = [row["workload"], row["case"],
-             _time(ours["median"]) if ours else "skipped", _time(ours["min"]) if ours else ""]
+             format_time(ours["median"]) if ours else "skipped", format_time(ours["min"]) if ours else ""]
     cells += [_peer_cell(row, p) for p in peers]
     if "GBps" in row:
         cells += [f"{row['GBps']:.1f}", f"{100 * row['bandwidth_share']:.0f}%"]
