@@ -66,7 +66,8 @@ class Case:
     `nbytes` (bytes read + written per call) marks memory-bound work, reported as GB/s and as a
     share of the copy bandwidth. A `self_timed` runner returns its own seconds (a subprocess's
     compile time, a first run) instead of being timed around; it is not warmed up, and `repeats`,
-    when set, fixes how often it runs (a first run happens once).
+    when set, fixes how often it runs (a first run happens once). `target` is the goal the issue
+    sets for fuseflow's median, in seconds per call; the report says whether it is met.
     """
 
     label: str
@@ -75,3 +76,4 @@ class Case:
     calls: int = 1
     self_timed: bool = False
     repeats: int | None = None
+    target: float | None = None

@@ -84,20 +84,22 @@ def _warm(program: str, quick: bool):
     return run
 
 
-def _cases(make, quick: bool) -> list[Case]:
-    # Each repeat is a new process (a second or more): a few repeats are enough for these.
-    return [Case(program, {"fuseflow": make(program, quick)}, self_timed=True, repeats=1 if quick else 3)
+def _cases(make, quick: bool, targets: dict) -> list[Case]:
+    # Each repeat is a new process (a second or more): a few repeats are enough for these. The
+    # targets are for the full-size MLP; --quick compiles a smaller one, so it has none.
+    return [Case(program, {"fuseflow": make(program, quick)}, self_timed=True, repeats=1 if quick else 3,
+                 target=None if quick else targets.get(program))
             for program in PROGRAMS]
 
 
 def cold_cases(quick: bool) -> list[Case]:
     """Build + first run of each program in a fresh process with an empty kernel cache."""
-    return _cases(_cold, quick)
+    return _cases(_cold, quick, {"mlp_step": 1.5})
 
 
 def warm_cases(quick: bool) -> list[Case]:
     """Build + first run of each program in a second process reusing the first one's cache."""
-    return _cases(_warm, quick)
+    return _cases(_warm, quick, {"mlp_step": 0.1})
 
 
 if __name__ == "__main__":

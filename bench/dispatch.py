@@ -57,7 +57,7 @@ def dispatch_jit_case(quick: bool) -> Case:
         "numpy": repeated(np.add, n, a, b),
         "jax": _jax(n, a, b),
         "numba": repeated(numba.njit(add), n, a, b) if numba else Skip("numba not installed"),
-    }, calls=n)
+    }, calls=n, target=2e-6)
 
 
 def dispatch_session_case(quick: bool) -> Case:
@@ -65,4 +65,5 @@ def dispatch_session_case(quick: bool) -> Case:
     a, b = _inputs()
     n = _calls(quick)
     run = session_runner(lambda tf, x, y: x + y, [a, b])
-    return Case("(1,) f32 per run", {"fuseflow": repeated(run, n), "numpy": repeated(np.add, n, a, b)}, calls=n)
+    return Case("(1,) f32 per run", {"fuseflow": repeated(run, n), "numpy": repeated(np.add, n, a, b)},
+                calls=n, target=3e-6)

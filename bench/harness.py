@@ -73,11 +73,13 @@ def _time(runner, case: Case, repeats: int) -> dict:
 def _row(workload: str, case: Case, times: dict, skipped: dict, bandwidth: float) -> dict:
     """The result record of one case; ratios are peer median / fuseflow median."""
     row = {"workload": workload, "case": case.label, "calls": case.calls, "bytes": case.nbytes,
-           "times": times, "skipped": skipped}
+           "times": times, "skipped": skipped, "target_s": case.target}
     ours = times.get("fuseflow")
     if ours is None:
         return {**row, "status": "skipped", "reason": skipped["fuseflow"], "ratio": {}}
     row.update(status="ok", ratio={p: t["median"] / ours["median"] for p, t in times.items() if p != "fuseflow"})
+    if case.target is not None:
+        row["target_met"] = ours["median"] <= case.target
     if case.nbytes:
         row.update(GBps=case.nbytes / ours["median"] / 1e9, bandwidth_share=case.nbytes / ours["median"] / bandwidth)
     return row

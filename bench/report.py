@@ -42,6 +42,19 @@ def _notes(report: dict) -> list[str]:
     return notes
 
 
+def _targets(report: dict) -> list[str]:
+    """One line per case the issue sets a goal for: fuseflow's median against it."""
+    lines = []
+    for row in (r for r in report["rows"] if r["target_s"] is not None):
+        goal = f"{row['workload']} {row['case']}: target <= {format_time(row['target_s'])}"
+        if row["status"] == "skipped":
+            lines.append(f"  {goal}: skipped")
+        else:
+            verdict = "met" if row["target_met"] else "missed"
+            lines.append(f"  {goal}: {format_time(row['times']['fuseflow']['median'])}, {verdict}")
+    return lines
+
+
 def format_table(report: dict) -> str:
     """The results as an aligned text table with a legend and the reasons for skipped runners."""
     rows = report["rows"]
@@ -53,8 +66,8 @@ def format_table(report: dict) -> str:
     lines = [f"copy bandwidth {report['copy_bandwidth_GBps']:.1f} GB/s (np.copyto, read + write); {legend}"]
     lines += ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
               for line in table]
-    notes = _notes(report)
-    return "\n".join(lines + (["skipped:"] + notes if notes else []))
+    notes, targets = _notes(report), _targets(report)
+    return "\n".join(lines + (["skipped:"] + notes if notes else []) + (["targets:"] + targets if targets else []))
 
 
 def write_png(report: dict, path: str) -> str:

@@ -59,6 +59,15 @@ def test_memory_bound_rows_report_bandwidth(quick_run):
         assert row["bandwidth_share"] == pytest.approx(row["GBps"] / report["copy_bandwidth_GBps"])
 
 
+def test_targets_are_judged_on_fuseflows_median(quick_run):
+    report, _, table = quick_run
+    judged = [r for r in report["rows"] if r["target_s"] is not None]
+    assert {r["workload"] for r in judged} >= {"dispatch_jit", "dispatch_session"}
+    for row in (r for r in judged if r["status"] == "ok"):
+        assert row["target_met"] == (row["times"]["fuseflow"]["median"] <= row["target_s"])
+    assert "targets:" in table
+
+
 def test_chart_is_written_when_matplotlib_imports(quick_run):
     pytest.importorskip("matplotlib")
     _, out, _ = quick_run
