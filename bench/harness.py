@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> dict:
         for case in workload.cases(args.quick):
             rows.append(run_case(workload.name, case, repeats, bandwidth, progress, f"{prefix} {case.label}"))
     report = {"quick": args.quick, "repeats": repeats, "machine": _machine(), "copy_bandwidth_GBps": bandwidth / 1e9,
-              "workloads": [w.name for w in selected], "rows": rows}
+              "workloads": {w.name: w.summary for w in selected}, "rows": rows}
     print(format_table(report))
     _write_json(report, args.json)
     print(f"results: {args.json}")
