@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from fuseflow.bench.common import Case
+from fuseflow.bench.harness import Progress, run_case
 from fuseflow.bench.workloads import WORKLOADS
 from fuseflow.cli import main
 
@@ -96,6 +98,15 @@ def test_missing_peers_are_reported_not_raised(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "gelu numexpr: numexpr not installed" in out and "matplotlib not installed" in out
     assert not (tmp_path / "r.png").exists()
+
+
+def test_a_failing_peer_is_reported_not_raised():
+    def broken():
+        raise RuntimeError("no device")
+
+    case = Case("tiny", {"fuseflow": lambda: None, "jax": broken})
+    row = run_case("tiny", case, 1, 1e9, Progress(io.StringIO()), "[1/1] tiny")
+    assert row["status"] == "ok" and row["skipped"] == {"jax": "failed: RuntimeError: no device"}
 
 
 def test_unknown_workload_is_a_usage_error(capsys):
