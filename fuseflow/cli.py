@@ -6,6 +6,7 @@ argument types ``--shapes`` gives) after the default pass pipeline;
 ``fuseflow ir FILE.ffir`` parses textual IR, runs the pipeline and prints it.
 ``--before/--after PASS`` and ``--all`` show other stages, ``--format dot``
 writes Graphviz, ``--explain`` says why neighbouring ops were not fused.
+``fuseflow bench [--quick] [--only NAME,...]`` runs the benchmark harness (fuseflow.bench.harness).
 """
 
 from __future__ import annotations
@@ -158,6 +159,22 @@ def cmd_ir(args) -> int:
     return 0
 
 
+def _add_bench(sub) -> None:
+    """``fuseflow bench``: the harness owns its flags; an unknown workload is a usage error."""
+    from fuseflow.bench import harness
+
+    def cmd_bench(args) -> int:
+        try:
+            harness.run(args)
+        except harness.UnknownWorkload as e:
+            raise UsageError(str(e)) from None
+        return 0
+
+    bench = sub.add_parser("bench", help="benchmark fuseflow against numpy and the installed peers")
+    harness.add_arguments(bench)
+    bench.set_defaults(run=cmd_bench)
+
+
 def main(argv=None) -> int:
     from fuseflow.passes.manager import DEFAULT_PIPELINE
 
@@ -175,6 +192,7 @@ def main(argv=None) -> int:
     ir.add_argument("--shapes", metavar="TYPES", help="argument types of a @fuseflow.jit FUNC, e.g. "
                     "'f32[?,784] f32[784,10]' (? is any size)")
     ir.set_defaults(run=cmd_ir)
+    _add_bench(sub)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
