@@ -20,6 +20,7 @@ import numpy as np
 from numba import types as nbt
 
 from fuseflow.codegen import scalar
+from fuseflow.codegen.driver import empty
 from fuseflow.codegen.source import Source, array_arg, array_types, compile_kernel, kernel_header
 from fuseflow.codegen.threads import WORKERS
 from fuseflow.ir import dtypes as dt
@@ -70,6 +71,21 @@ class FusedKernel:
         except TypeError:  # a strided or read-only argument: the wrapper copies it
             self._launch(self._kernel, (*outs, *inputs, *self._tail))
         return outs
+
+    def native(self, args, results, env, tag):
+        """Driver source calling this kernel (see `codegen.driver`); None for split or float16 kernels."""
+        if self._parallel or self._half:
+            return None
+        env[tag] = self._dispatch
+        tail = []
+        for i, extra in enumerate(self._tail):
+            if isinstance(extra, np.ndarray):
+                env[f"{tag}_{i}"] = extra
+                tail.append(f"{tag}_{i}")
+            else:
+                tail.append(repr(extra))
+        lines = [empty(name, shape, dtype) for name, (shape, dtype) in zip(results, self._outs)]
+        return lines + [f"{tag}({', '.join(results + args + tail)})"]
 
     def _launch(self, fn, args) -> None:
         if self._parallel:

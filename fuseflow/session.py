@@ -81,13 +81,21 @@ class _Compiled:
         self.lowered = lowered
         self.module = PassManager().run(lowered.module)
         self.epoch = -1
-        self.executable = Executable(self.module.main)
+        # a run that updates variables is a training step, run in a loop: worth a native driver
+        writes_variables = any(not isinstance(k, tuple) for k in lowered.state_out)
+        self.executable = Executable(self.module.main, native=writes_variables)
         self.n_fetch = sum(i is not None for i in lowered.fetch_index)
         results = self.module.main.results
         state_values = set(results[self.n_fetch:])
         # Results that alias the caller's, the executable's or the store's arrays are copied.
         self.copy = [self.executable.result_aliases[i] or (i < self.n_fetch and results[i] in state_values)
                      for i in range(len(results))]
+        self.any_copy = any(self.copy)
+        # every state value comes back with the shape it went in with: the store keeps its epoch
+        fn = self.module.main
+        shape_in = {k: v.type.shape for k, v in zip(lowered.state_in, fn.args[len(lowered.feeds):])}
+        self.same_state_shapes = all(shape_in.get(k) == v.type.shape
+                                     for k, v in zip(lowered.state_out, results[self.n_fetch:]))
         # no state, nothing to copy, every fetch a tensor: `Session.execute` takes a short path
         self.plain = (not lowered.state_in and not lowered.state_out and not any(self.copy)
                       and lowered.fetch_index == list(range(len(results))))
@@ -210,26 +218,21 @@ class Session:
         """Runs `compiled` on the fed arrays `args` (in its feed order) and the store; commits the new state."""
         if compiled.plain:
             return [r[()] if r.ndim == 0 else r for r in compiled.executable.run(args)]
-        lowered = compiled.lowered
-        args = list(args)
-        for key in lowered.state_in:
-            args.append(self._store[key] if key in self._store else np.zeros((), np.int64))
+        lowered, store = compiled.lowered, self._store
+        args = [*args, *[store[k] if k in store else np.zeros((), np.int64) for k in lowered.state_in]]
         results = compiled.executable.run(args)
-        results = [r.copy() if c else r for r, c in zip(results, compiled.copy)]
-        store = self._store
-        for key, value in zip(lowered.state_out, results[compiled.n_fetch:]):
-            old = store.get(key)
-            if old is None or old.shape != value.shape:
-                self._epoch += 1
-            store[key] = value
-        out = []
-        for i in lowered.fetch_index:
-            if i is None:
-                out.append(None)
-            else:
-                r = results[i]
-                out.append(r[()] if r.ndim == 0 else r)
-        return out
+        if compiled.any_copy:
+            results = [r.copy() if c else r for r, c in zip(results, compiled.copy)]
+        if compiled.same_state_shapes:
+            store.update(zip(lowered.state_out, results[compiled.n_fetch:]))
+        else:
+            for key, value in zip(lowered.state_out, results[compiled.n_fetch:]):
+                old = store.get(key)
+                if old is None or old.shape != value.shape:
+                    self._epoch += 1
+                store[key] = value
+        return [None if i is None else results[i][()] if results[i].ndim == 0 else results[i]
+                for i in lowered.fetch_index]
 
     def load_variable(self, var, value) -> None:
         arr = np.asarray(value, dtype=var.dtype.np)

@@ -8,14 +8,16 @@ session commits new variable values only after `run` returned).
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
 
+from fuseflow.codegen.blas import BLAS, product_flops, single_thread_limit
 from fuseflow.codegen.cpu import compile_op
+from fuseflow.codegen.driver import compile_driver
 from fuseflow.ir.core import Function, Op
 from fuseflow.ir.errors import InvalidArgumentError, OpError
-from fuseflow.runtime.blas import BLAS, product_flops, single_thread_limit
 from fuseflow.runtime.memory import plan_buffers
 
 HOST_OPS = {"constant"}
@@ -41,7 +43,7 @@ class Executable:
     Intermediate values live in buffers planned once (`plan_buffers`) and kept between runs.
     """
 
-    def __init__(self, fn: Function) -> None:
+    def __init__(self, fn: Function, native: bool = False) -> None:
         slot_of = {v: i for i, v in enumerate(fn.args)}
         template: list = [None] * len(fn.args)
         kernels = {op: compile_op(op) for op in fn.ops[:-1] if op.name not in HOST_OPS}
@@ -75,6 +77,9 @@ class Executable:
 
         # ``run(args)``: the result arrays of one run on `args` (every argument, in order)
         self.run = _straight_line(self)
+        self.driver = _driver(self, fn) if native else None
+        if self.driver is not None:
+            self.run = _driven(self)
 
     def _run_steps(self, args) -> list:
         if self.single_thread_blas is not None:
@@ -147,3 +152,37 @@ def _straight_line(exe: Executable):
     lines += ["  except Exception:", "    return exe._run_steps(args)"]
     exec("\n".join(lines) + "\n", env)  # noqa: S102  (our own generated source)
     return env["run"]
+
+
+# An executable whose results hold more elements than this gains nothing from a native driver.
+DRIVER_MAX_ELEMENTS = 1 << 15
+
+
+def _driver(exe: Executable, fn: Function):
+    """A native driver for a small executable of two or more steps (`codegen.driver`), else None."""
+    values = [r for op in fn.ops[:-1] for r in op.results]
+    if len(exe.steps) < 2 or sum(int(np.prod(v.type.shape, dtype=np.int64)) for v in values) > DRIVER_MAX_ELEMENTS:
+        return None
+    if any(v.type.dtype.np == np.float16 or v.type.dtype.is_string for v in list(fn.args) + values):
+        return None
+    steps = [(kernel, ins, outs) for kernel, ins, _into, outs, _op in exe.steps]
+    arg_types = [(v.type.dtype.np, len(v.type.shape)) for v in fn.args]
+    try:
+        return compile_driver(steps, arg_types, exe.template, exe.result_slots)
+    except Exception:  # noqa: BLE001  (a driver is an optimisation: the steps still run; tests see the bug)
+        if os.environ.get("FUSEFLOW_VERIFY", "") not in ("", "0"):
+            raise
+        return None
+
+
+def _driven(exe: Executable):
+    """``run`` through the driver (its products are loops: no BLAS call, no thread setting)."""
+    driver, steps = exe.driver, exe._run_steps
+
+    def run(args):
+        try:
+            return list(driver(*args))
+        except Exception:  # noqa: BLE001  (a strided or read-only argument: the steps take it)
+            return steps(args)
+
+    return run
