@@ -182,7 +182,7 @@ def _driven(exe: Executable):
     def run(args):
         try:
             return list(driver(*args))
-        except Exception:  # (a strided or read-only argument: the steps take it)
+        except Exception:  # noqa: BLE001  (a strided or read-only argument: the steps take it)
             return steps(args)
 
     return run
