@@ -14,6 +14,7 @@ Python numbers passed as arguments are *weak*, as in numpy: ``f(x32, 2.0)`` comp
 from __future__ import annotations
 
 import functools
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,7 +149,9 @@ class JitFunction:
         self._traces: dict = {}    # signature -> _Trace
         self._info = CacheInfo()
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            args = self._positional(args, kwargs)
         try:
             entry = self._entries[self._key(args)]
         except (KeyError, TypeError):
@@ -157,9 +160,20 @@ class JitFunction:
             entry = self._specialize(args)
         return entry(args)
 
+    def _positional(self, args, kwargs) -> tuple:
+        """Keyword arguments moved to their positions (so static_argnums and the signature apply)."""
+        try:
+            bound = inspect.signature(self.__wrapped__).bind(*args, **kwargs)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{self.__name__}: {e}") from None
+        if bound.kwargs:
+            raise TypeError(f"{self.__name__}: keyword-only arguments ({', '.join(bound.kwargs)}) are not "
+                            "supported by fuseflow.jit; make them positional")
+        return bound.args
+
     def _key(self, args) -> tuple:
         key = tuple([(x.shape, x.dtype) if type(x) is np.ndarray else type(x) if type(x) in _PYTHON_DTYPES
-                     else ("scalar", np.shape(x), np.asarray(x).dtype) for x in args])
+                     else ("value", np.shape(x), np.asarray(x).dtype) for x in args])
         if self.static_argnums:
             key += tuple((i, args[i]) for i in sorted(self.static_argnums) if i < len(args))
         return key

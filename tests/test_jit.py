@@ -183,6 +183,19 @@ def test_static_argnums():
         power_sum(x, [2])
 
 
+def test_keyword_arguments_take_their_positions():
+    @fuseflow.jit(static_argnums=(2,))
+    def scaled(x, y=None, power=2):
+        return (x + y) ** power
+
+    x, y = rand(3), rand(3)
+    np.testing.assert_allclose(scaled(x, y=y, power=3), (x + y) ** 3, rtol=1e-5)
+    np.testing.assert_allclose(scaled(x, y, 3), (x + y) ** 3, rtol=1e-5)
+    assert scaled.cache_info().traces == 1
+    with pytest.raises(TypeError, match="scaled: "):
+        scaled(x, z=1)
+
+
 def test_jit_inside_jit_is_inlined():
     inner = fuseflow.jit(lambda x: x * 2)
     outer = fuseflow.jit(lambda x: inner(x) + 1)
