@@ -102,7 +102,7 @@ def _dims_type(rank):
 
 def kernel_for(plan, types):
     """The compiled kernel of `plan` (one version serves every size, split or not)."""
-    return compile_kernel(plan.source, types + (nbt.intp, nbt.intp))
+    return compile_kernel(plan.source, types + (nbt.uintp, nbt.uintp))
 
 
 def compile_fused(block: Block) -> FusedKernel:
