@@ -151,7 +151,10 @@ class FusedPlan:
         self._inner = self._inner_values()
         self._stash = self._plan_stashes()
         self._loads = 0
-        self.source = self._generate()
+        self.columns = self._columns_fit()
+        if self.columns:  # the reduced dims are walked by the (serial) outer loops
+            self.parallel = False
+        self.source = self._generate_columns() if self.columns else self._generate()
 
     # -- analysis
     def _squeezed_values(self) -> set:
@@ -203,6 +206,86 @@ class FusedPlan:
             invariant = inner_dim and v not in self._inner and not store
             parts.append("0" if (s == 1 and space[d] != 1) or invariant else names[d])
         return "[" + ", ".join(parts) + "]" if parts else "[()]"
+
+    def _columns_fit(self) -> bool:
+        """Whether the reductions are better walked in memory order, accumulating into arrays.
+
+        When the last dim is not reduced (column sums: a bias gradient), the row-at-a-time nest
+        would stride through memory; instead every dim is walked in order and each reduction keeps
+        one accumulator per outer index. That needs the reduced values to be used only after all
+        of them are known: by results and by ops over the outer dims alone.
+        """
+        reductions = [op for op in self.ops if op.name in REDUCTIONS]
+        if not reductions or not self.axes or not self.outer or len(self.domain) - 1 in self.axes or self._stash:
+            return False
+        if any(normalized_axes(op) != self.axes or op.operands[0].type.shape != self.domain for op in reductions):
+            return False
+        if any(v.type.dtype is dt.float16 for v in list(self.block.args) + [r for op in self.ops for r in op.results]):
+            return False
+        after = {op.results[0] for op in reductions}
+        for op in self.ops:
+            if op.name not in REDUCTIONS and any(v in after for v in op.operands):
+                if op.results[0] in self._inner:
+                    return False
+                after.add(op.results[0])
+        return not any(v in after for op in reductions for v in self._cone([op.operands[0]]))
+
+    def _generate_columns(self) -> str:
+        """Every dim in memory order; reductions into arrays indexed by the outer dims (see `_columns_fit`)."""
+        src = Source(kernel_header(len(self.results), len(self.block.args),
+                                   [f"const{i}" for i in range(len(self.consts))] + ["dims", "lo", "hi"]))
+        rank = len(self.domain)
+        for d in range(rank):
+            src(f"n{d} = dims[{d}]")
+        src("count = " + " * ".join(["1"] + [f"n{d}" for d in self.axes]))
+        outer_shape = "(" + "".join(f"n{d}, " for d in self.outer) + ")"
+        outer_index = "[" + ", ".join(f"i{d}" for d in self.outer) + "]"
+        reductions = [op for op in self.ops if op.name in REDUCTIONS]
+        finals = {}
+        for op in reductions:
+            k, x = self.ops.index(op), op.operands[0]
+            init, update, final = accumulator(op.name, x.type.dtype)
+            src(f"acc{k} = np.full({outer_shape}, {init})")
+            if "{nan}" in update:
+                src(f"acc{k}_nan = np.zeros({outer_shape}, np.bool_)")
+            finals[op] = (update, final)
+        names: dict = {v: scalar.typed_const(value, v.type.dtype) for v, value in self.literals.items()}
+        leaves = [v for v in list(self.block.args) + list(self._const_index) if self._is_used(v)]
+        for v in leaves:
+            if not v.type.shape:
+                self._value(src, v, names)
+        post = {r for op in reductions for r in op.results}
+        post |= {op.results[0] for op in self.ops if op.name not in REDUCTIONS and self._after(op, post)}
+        with src.loops([f"i{d}" for d in range(rank)], [f"n{d}" for d in range(rank)]):
+            local = dict(names)
+            body = [v for v in self.results if v not in post] + [op.operands[0] for op in reductions]
+            self._emit_cone(src, body, local)
+            for v in self.results:
+                if v not in post:
+                    self._store(src, v, local)
+            for op in reductions:
+                k, (update, _) = self.ops.index(op), finals[op]
+                src(update.format(acc=f"acc{k}{outer_index}", nan=f"acc{k}_nan{outer_index}",
+                                  x=self._value(src, op.operands[0], local)))
+        with src.loops([f"i{d}" for d in self.outer], [f"n{d}" for d in self.outer]):
+            local = dict(names)
+            for op, (_, final) in finals.items():
+                k = self.ops.index(op)
+                final = final.format(acc=f"acc{k}{outer_index}", nan=f"acc{k}_nan{outer_index}")
+                src(f"v{k} = {scalar.to_register(final, op.results[0].type.dtype)}")
+                local[op.results[0]] = f"v{k}"
+            self._emit_cone(src, [v for v in self.results if v in post], local)
+            for v in self.results:
+                if v in post:
+                    self._store(src, v, local)
+        return src.text()
+
+    def _after(self, op, post: set) -> bool:
+        """Whether `op` computes from reduced values (and so runs after the reductions); grows `post`."""
+        if any(v in post for v in op.operands):
+            post.add(op.results[0])
+            return True
+        return False
 
     # -- generation
     def _generate(self) -> str:
@@ -345,18 +428,18 @@ class FusedPlan:
         k = self.ops.index(op)
         init, update, final = accumulator(op.name, x.type.dtype)
         src(f"acc{k} = {init}")
-        if "{acc}_nan" in update:
+        if "{nan}" in update:
             src(f"acc{k}_nan = False")
         with src.loops([f"i{d}" for d in self.axes], [f"n{d}" for d in self.axes]):
             local = dict(names)
             self._emit_cone(src, [x], local)
-            src(update.format(acc=f"acc{k}", x=self._value(src, x, local)))
+            src(update.format(acc=f"acc{k}", nan=f"acc{k}_nan", x=self._value(src, x, local)))
             for v, i in self._stash.items():
                 if v in local and v not in names and not any(v in self._cone([r.operands[0]]) for r in
                                                              self._earlier_reductions(op)):
                     src(f"out{i}{self._subscript(self.results[i])} = {scalar.store(local[v], v.type.dtype)}")
         result = op.results[0]
-        src(f"v{k} = {scalar.to_register(final.format(acc=f'acc{k}'), result.type.dtype)}")
+        src(f"v{k} = {scalar.to_register(final.format(acc=f'acc{k}', nan=f'acc{k}_nan'), result.type.dtype)}")
         names[result] = f"v{k}"
 
 
@@ -365,7 +448,7 @@ EXPENSIVE = {"exp", "log", "log1p", "tanh", "sigmoid", "sin", "cos", "pow", "sqr
 
 
 def accumulator(name: str, dtype: dt.DType):
-    """(initial value, update statement over {acc} and {x}, final expression over {acc}).
+    """(initial value, update statement over {acc}, {nan} and {x}, final expression over {acc} and {nan}).
 
     Float sums, products and means accumulate in float64 through the reassociating combiners
     (so the loop vectorises); integers in int64; integer means truncate toward zero.
@@ -386,8 +469,8 @@ def accumulator(name: str, dtype: dt.DType):
     if floating:  # NaN is tracked beside the extreme, so the compare-and-pick loop vectorises
         init = scalar.typed_const(float("-inf") if lowest else float("inf"), dtype)
         update = ("{acc} = _h." + ("rmax" if lowest else "rmin") + "({acc}, {x}); "
-                  "{acc}_nan = {acc}_nan | ({x} != {x})")
-        return init, update, "(np.nan if {acc}_nan else {acc})"
+                  "{nan} = {nan} | ({x} != {x})")
+        return init, update, "(np.nan if {nan} else {acc})"
     else:
         init = f"np.int64({int(dtype.min if lowest else dtype.max)})"
         x = "np.int64({x})"
