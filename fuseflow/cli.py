@@ -89,7 +89,8 @@ def _explain(stages) -> str:
     """Comment lines: for each producer->consumer edge between kernels, why it was not fused."""
     from fuseflow.passes.fuse import explain_unfused, find_groups
 
-    before = dict(stages).get("dce") or stages[-1][1]
+    named = dict(stages)
+    before = named.get("place") or named.get("dce") or stages[-1][1]
     lines = []
     for fn in before.functions.values():
         for p, c, why in explain_unfused(fn, find_groups(fn)):
