@@ -148,7 +148,7 @@ from fuseflow.ir.dtypes import (  # noqa
     uint8,
 )
 from fuseflow.ir.dtypes import bool_ as bool  # noqa: F401
-from fuseflow.session import InteractiveSession, Session, get_default_session  # noqa: F401
+from fuseflow.session import ConfigProto, InteractiveSession, Session, get_default_session  # noqa: F401
 
 half, double = float16, float64
 newaxis = None

@@ -6,6 +6,12 @@ lowers the needed part of the graph to IR and compiles it into an
 `Executable`; later runs only check the feeds and execute. Variable values (and
 random-op counters) live in the session's store and are replaced only after
 every step of a run has succeeded.
+
+Placement follows the session's config (TF's ``allow_soft_placement`` and
+``log_device_placement``): ops run on the device their ``tf.device`` scope asks
+for, or on the GPU by default when one is present (`fuseflow.runtime.devices`).
+A variable stays on its device between runs (the store holds device arrays);
+fetches come back as numpy arrays.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from fuseflow.frontend.graph import Operation, Tensor, get_default_graph
 from fuseflow.frontend.lowering import COUNTER_TYPE, lower
 from fuseflow.ir.types import TensorType, format_shape, shapes_compatible
 from fuseflow.passes.manager import PassManager
+from fuseflow.runtime import devices
 from fuseflow.runtime.executable import Executable
 
 _local = threading.local()
@@ -77,9 +84,10 @@ def _feed_array(t: Tensor, value) -> np.ndarray:
 class _Compiled:
     """One signature's executable and the meaning of its arguments and results."""
 
-    def __init__(self, lowered) -> None:
+    def __init__(self, lowered, config=None) -> None:
         self.lowered = lowered
-        self.module = PassManager().run(lowered.module)
+        placement = devices.placement(config, lowered.arg_devices, lowered.result_devices)
+        self.module = PassManager(placement=placement).run(lowered.module)
         self.epoch = -1
         self.executable = Executable(self.module.main)
         self.n_fetch = sum(i is not None for i in lowered.fetch_index)
@@ -88,6 +96,17 @@ class _Compiled:
         # Results that alias the caller's, the executable's or the store's arrays are copied.
         self.copy = [self.executable.result_aliases[i] or (i < self.n_fetch and results[i] in state_values)
                      for i in range(len(results))]
+
+
+class ConfigProto:
+    """TF1's session configuration. fuseflow reads ``allow_soft_placement`` (a GPU request that cannot be
+    met falls back to the CPU instead of failing) and ``log_device_placement`` (print each op's device);
+    other TF fields are accepted and kept, without effect."""
+
+    def __init__(self, allow_soft_placement: bool = False, log_device_placement: bool = False, **fields) -> None:
+        self.allow_soft_placement = allow_soft_placement
+        self.log_device_placement = log_device_placement
+        self.__dict__.update(fields)
 
 
 class Session:
@@ -170,7 +189,7 @@ class Session:
     def _compile(self, elements, feeds) -> _Compiled:
         start = time.perf_counter()
         feed_types = {t: TensorType(t.dtype, a.shape) for t, a in feeds.items()}
-        compiled = _Compiled(lower(elements, feed_types, self._state_types()))
+        compiled = _Compiled(lower(elements, feed_types, self._state_types()), self.config)
         self.compile_count += 1
         self.compile_seconds += time.perf_counter() - start
         return compiled
@@ -179,9 +198,9 @@ class Session:
         lowered = compiled.lowered
         args = list(feeds.values())
         for key in lowered.state_in:
-            args.append(self._store[key] if key in self._store else np.zeros((), np.int64))
+            args.append(self._resident(key, compiled.executable.arg_devices[len(args)]))
         results = compiled.executable.run(args)
-        results = [r.copy() if c else r for r, c in zip(results, compiled.copy)]
+        results = [devices.copy_value(r) if c else r for r, c in zip(results, compiled.copy)]
         store = self._store
         for key, value in zip(lowered.state_out, results[compiled.n_fetch:]):
             old = store.get(key)
@@ -196,6 +215,16 @@ class Session:
                 r = results[i]
                 out.append(r[()] if r.ndim == 0 else r)
         return out
+
+    def _resident(self, key, device):
+        """The stored value of `key`, moved once to `device` (where this run reads it) and kept there."""
+        value = self._store[key] if key in self._store else np.zeros((), np.int64)
+        if device:
+            moved = devices.move(value, device)
+            if moved is not value and key in self._store:
+                self._store[key] = moved
+            value = moved
+        return value
 
     def load_variable(self, var, value) -> None:
         arr = np.asarray(value, dtype=var.dtype.np)

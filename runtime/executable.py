@@ -4,6 +4,11 @@ Slots ``0..n_args-1`` hold the arguments, constants are placed in their slots
 once at compile time, and each step reads its input slots and fills its output
 slots. `run` returns the result slots; it never touches state itself (the
 session commits new variable values only after `run` returned).
+
+A placed function runs each op on its device (`fuseflow.runtime.devices.kernel_for`): GPU
+values are device arrays, ``copy_to_device`` steps move values, and `arg_devices` says where
+each argument is read (an argument that arrives elsewhere is moved there, and counted in
+`fuseflow.runtime.devices.TRANSFERS`).
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ import sys
 
 import numpy as np
 
-from fuseflow.codegen.cpu import compile_op
 from fuseflow.ir.core import Function, Op
+from fuseflow.ir.devices import is_gpu
 from fuseflow.ir.errors import InvalidArgumentError, OpError
 from fuseflow.runtime.blas import BLAS, product_flops, single_thread_limit
+from fuseflow.runtime.devices import kernel_for, move
 from fuseflow.runtime.memory import plan_buffers
 
 HOST_OPS = {"constant"}
@@ -29,6 +35,21 @@ def _aliases_input(v) -> bool:
     return not isinstance(op, Op) or op.name in HOST_OPS
 
 
+def _constant(op: Op):
+    """A constant's value where its op was placed: uploaded once, at compile time, for a GPU."""
+    value = op.attrs["value"]
+    return move(value, op.device) if is_gpu(op.device) else value
+
+
+def _read_on(fn: Function, arg):
+    """The device an argument's users run on (placement gives them all one), or None: as it comes
+    (only copies or the return read it)."""
+    for op in fn.ops[:-1]:
+        if arg in op.operands and op.name != "copy_to_device":
+            return op.device
+    return None
+
+
 class Executable:
     """Steps ``(kernel, input slots, output buffers or None, output slots, op)`` plus the result slots.
 
@@ -38,7 +59,7 @@ class Executable:
     def __init__(self, fn: Function) -> None:
         slot_of = {v: i for i, v in enumerate(fn.args)}
         template: list = [None] * len(fn.args)
-        kernels = {op: compile_op(op) for op in fn.ops[:-1] if op.name not in HOST_OPS}
+        kernels = {op: kernel_for(op) for op in fn.ops[:-1] if op.name not in HOST_OPS}
         self.plan = plan_buffers(fn, lambda op: getattr(kernels.get(op), "writes_into", False))
         self.buffers = [np.empty(shape, dtype) for shape, dtype in self.plan.buffers]
         self.steps = []
@@ -49,7 +70,7 @@ class Executable:
             for r in op.results:
                 slot_of[r] = len(template)
                 outs.append(len(template))
-                template.append(op.attrs["value"] if op.name in HOST_OPS else None)
+                template.append(_constant(op) if op.name in HOST_OPS else None)
             if op.name not in HOST_OPS:
                 ins = tuple(slot_of[v] for v in op.operands)
                 into = None
@@ -62,6 +83,8 @@ class Executable:
         products = [product_flops(op) for op in fn.ops if op.name == "matmul"]
         self.single_thread_blas = max(products) < single_thread_limit() if products else None
         self.n_args = len(fn.args)
+        self.arg_devices = [_read_on(fn, a) for a in fn.args]
+        self._moves = [(i, d) for i, d in enumerate(self.arg_devices) if d]  # "": an all-host function
         self.result_slots = [slot_of[v] for v in fn.results]
         # Results that are arguments or constants (or views of them) alias the caller's or our own arrays.
         self.result_aliases = [_aliases_input(v) for v in fn.results]
@@ -71,6 +94,8 @@ class Executable:
             BLAS.use(self.single_thread_blas)
         slots = self.template.copy()
         slots[: self.n_args] = args
+        for i, device in self._moves:
+            slots[i] = move(slots[i], device)
         for k, (kernel, ins, into, outs, op) in enumerate(self.steps):
             if into is None and k in self._last:
                 into = self._recycled(k)
