@@ -3,6 +3,8 @@
 ``fuseflow ir FILE.py:FUNC`` prints the IR of the graph FUNC builds (FUNC takes
 no arguments and returns its fetches) after the default pass pipeline;
 ``fuseflow ir FILE.ffir`` parses textual IR, runs the pipeline and prints it.
+Ops are placed on this machine's devices (``on "/device:GPU:0"`` and
+``copy_to_device`` ops appear when a GPU is present or requested).
 ``--before/--after PASS`` and ``--all`` show other stages, ``--format dot``
 writes Graphviz, ``--explain`` says why neighbouring ops were not fused.
 """
@@ -13,6 +15,7 @@ import argparse
 import importlib.util
 import os
 import sys
+from types import SimpleNamespace
 
 from fuseflow.ir.types import TensorType
 
@@ -39,8 +42,8 @@ def _load_function(spec: str):
     return getattr(module, name)
 
 
-def graph_module(func):
-    """Builds FUNC's graph and lowers its fetches, feeding every placeholder with its static type."""
+def lower_graph(func):
+    """Builds FUNC's graph and lowers its fetches (a `Lowered`), feeding every placeholder with its static type."""
     import fuseflow as tf
     from fuseflow.frontend.lowering import lower, needed_ops
     from fuseflow.session import _flatten
@@ -57,18 +60,20 @@ def graph_module(func):
             raise UsageError(f"placeholder '{t.op.name}' has an unknown rank: give it a shape to print its IR")
     state = {op.outputs[0].variable: op.outputs[0].type for op in ops if op.type == "VariableV2"}
     state = {v: TensorType(t.dtype, t.shape) for v, t in state.items()}
-    return lower(elements, feeds, state).module
+    return lower(elements, feeds, state)
 
 
 def _input_module(target: str):
+    """The module to print and the devices its arguments and results live on (a .ffir: the host)."""
     from fuseflow.ir.parser import parse_module
 
     if target.endswith(".ffir"):
         if not os.path.isfile(target):
             raise UsageError(f"no such file: {target}")
         with open(target) as f:
-            return parse_module(f.read())
-    return graph_module(_load_function(target))
+            return parse_module(f.read()), (), ()
+    lowered = lower_graph(_load_function(target))
+    return lowered.module, lowered.arg_devices, lowered.result_devices
 
 
 def _stages_to_show(args, names) -> list[str]:
@@ -103,11 +108,15 @@ def cmd_ir(args) -> int:
     from fuseflow.ir.printer import print_module
     from fuseflow.ir.verifier import verify
     from fuseflow.passes.manager import PassManager
+    from fuseflow.runtime.devices import placement
 
-    module = _input_module(args.target)
+    module, arg_devices, result_devices = _input_module(args.target)
     verify(module)
+    # This machine's devices, with soft placement: the IR shows where a session would run each op.
+    config = SimpleNamespace(allow_soft_placement=True, log_device_placement=False)
     try:
-        manager = PassManager(args.pipeline, verify=True, keep_stages=True)
+        manager = PassManager(args.pipeline, verify=True, keep_stages=True,
+                              placement=placement(config, arg_devices, result_devices))
     except ValueError as e:
         raise UsageError(str(e)) from None
     manager.run(module)
