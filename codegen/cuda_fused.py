@@ -37,12 +37,12 @@ _CACHE: dict = {}
 
 def block_size() -> int:
     """Threads per block (a power of two, for the tree reductions); small under the simulator."""
-    return 32 if cd.simulated() else 256
+    return 16 if cd.simulated() else 256
 
 
 def max_blocks() -> int:
     """The grid size cap: grid-stride loops cover the rest (few blocks keep the simulator fast)."""
-    return 8 if cd.simulated() else 8192
+    return 4 if cd.simulated() else 8192
 
 
 class CudaFusedPlan(FusedPlan):
