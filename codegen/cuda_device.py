@@ -107,8 +107,14 @@ def _retarget(fn, namespace: dict, memo: dict):
         closure = tuple(types.CellType(_retarget(c.cell_contents, namespace, memo) if _is_jitted(c.cell_contents)
                                        else c.cell_contents) for c in py.__closure__)
     clone = types.FunctionType(py.__code__, namespace, py.__name__, py.__defaults__, closure)
-    memo[id(py)] = device = cuda().jit(device=True)(clone)
+    memo[id(py)] = device = device_function(clone)
     return device
+
+
+def device_function(fn):
+    """`fn` as a CUDA device function. Under the simulator a device function is its Python code
+    anyway; calling that directly skips the simulator's per-call swap of the function's globals."""
+    return fn if simulated() else cuda().jit(device=True)(fn)
 
 
 @cache
@@ -141,5 +147,5 @@ def device_math() -> SimpleNamespace:
             source = f"def {name}_{suffix}(x):\n    one = np.{ftype}(1.0)\n    return np.{ftype}({expr})\n"
             namespace = {"np": np}
             exec(compile(source, f"<fuseflow-cuda-math-{name}_{suffix}>", "exec"), namespace)  # noqa: S102
-            out[f"{name}_{suffix}"] = cuda().jit(device=True)(namespace[f"{name}_{suffix}"])
+            out[f"{name}_{suffix}"] = device_function(namespace[f"{name}_{suffix}"])
     return SimpleNamespace(**out)

@@ -40,6 +40,13 @@ def block_size() -> int:
     return 16 if cd.simulated() else 256
 
 
+def threads_for(work: int) -> int:
+    """Threads per block for `work` elements: the power of two that covers it, between a warp (one
+    thread under the simulator, where each thread is a Python thread) and `block_size`."""
+    least = 1 if cd.simulated() else 32
+    return max(least, min(block_size(), 1 << max(work - 1, 0).bit_length()))
+
+
 def max_blocks() -> int:
     """The grid size cap: grid-stride loops cover the rest (few blocks keep the simulator fast)."""
     return 4 if cd.simulated() else 8192
@@ -208,19 +215,23 @@ class CudaFusedKernel:
         size = int(np.prod(plan.domain, dtype=np.int64))
         outer = int(np.prod([plan.domain[d] for d in plan.outer], dtype=np.int64))
         self._empty = size == 0
-        per_block = block_size()
-        if plan.axes:
+        if plan.axes:  # a block per outer index; no more threads than reduced elements (a warp at least)
+            per_block = threads_for(size // max(outer, 1))
             blocks = min(outer, max_blocks())
         else:
+            per_block = threads_for(outer)
             blocks = min(math.ceil(outer / per_block), max_blocks())
-        self._launch = compile_cuda(plan.source)[max(blocks, 1), per_block]
+        # Configured at each launch: the simulator's kernel[grid, block] reconfigures the kernel object
+        # itself, which ops sharing one source (and so one cached kernel) would overwrite.
+        self._kernel = compile_cuda(plan.source)
+        self.launch_config = (max(blocks, 1), per_block)
 
     def __call__(self, *inputs):
         outs = tuple(cd.device_empty(shape, dtype) for shape, dtype in self._outs)
         if not self._empty:
             args = [cd.flat(a) if a.ndim == 0 else a for a in (*outs, *inputs, *self._consts)]
             CUDA_STATS["launches"] += 1
-            self._launch(*args, self._dims)
+            self._kernel[self.launch_config](*args, self._dims)
         return outs
 
 
