@@ -111,6 +111,17 @@ def module_of(arg_types, body) -> Module:
     return Module([b.finish(list(out) if isinstance(out, tuple) else [out])])
 
 
+def assert_placed(module: Module) -> None:
+    """The place pass's guarantee: every op has a device, and reads only values on it (copies excepted)."""
+    fn = module.main
+    for op in fn.ops[:-1]:
+        assert op.device in ("/device:CPU:0", GPU), op
+        for v in op.operands:
+            owner = v.owner
+            if op.name != "copy_to_device" and hasattr(owner, "device"):
+                assert owner.device == op.device, f"{op} reads {owner} across devices"
+
+
 ONE_GPU = Placement(gpus=1, has_gpu_kernel=lambda op: op.name not in ("sin", "sub"))  # a pretend GPU
 
 
@@ -121,13 +132,12 @@ def test_copies_are_explicit_one_per_value_and_device_and_round_trip():
         return b.op("add", b.op("cos", s), b.op("mul", s, e)), b.op("neg", b.op("mul", e, e))
 
     placed = check_ir(place(module_of([f32(3, 4)], body), ONE_GPU))
+    assert_placed(placed)
     text = str(placed)
     assert text.count("copy_to_device") == 5  # x up, e down, s up, two results down
     assert 'sin %3 : f32[3,4] on "/device:CPU:0"' in text and f'exp %1 : f32[3,4] on "{GPU}"' in text
     fused = check_ir(fuse(placed))
-    for op in fused.main.ops[:-1]:
-        inner = op.regions[0].ops if op.regions else []
-        assert op.name == "fused" or not inner
+    assert_placed(fused)
     devices_of_fused = {op.device for op in fused.main.ops if op.name == "fused"}
     assert devices_of_fused == {GPU}  # the GPU chains fused; the host's sin stays alone
 
@@ -137,7 +147,9 @@ def test_constants_are_made_on_each_device_that_reads_them():
         two = b.constant(np.float32(2.0))
         return b.op("mul", b.op("sub", x, two), two)  # sub on the host, mul on the GPU
 
-    text = str(place(module_of([f32(3)], body), ONE_GPU))
+    placed = place(module_of([f32(3)], body), ONE_GPU)
+    assert_placed(placed)
+    text = str(placed)
     assert text.count(" = constant ") == 2 and text.count(" = copy_to_device ") == 2  # sub's result up, mul's down
     assert 'constant {value=dense<f32[]>2.0} : f32[] on "/device:CPU:0"' in text
     assert f'constant {{value=dense<f32[]>2.0}} : f32[] on "{GPU}"' in text
