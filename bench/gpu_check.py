@@ -5,7 +5,8 @@
 1. Runs ``tests/cuda`` with ``FUSEFLOW_CUDA_TESTS=1`` and *without* ``NUMBA_ENABLE_CUDASIM``, so the
    kernels CI checks under the simulator run on the GPU itself.
 2. Benchmarks (float32, device-resident inputs, ``cuda.synchronize()`` around each timing): a
-   device-to-device copy (the bandwidth reference, measured in the same run), GELU and
+   device-to-device copy (the bandwidth reference, measured in the same run, into an array allocated
+   once, as the kernels' results are), GELU and
    ``a*b + c*d - exp(e)`` on 2^26 elements, row softmax of 8192x8192 (each one fused kernel), and
    an MLP 784-512-10 SGD train step at batch 128 whose data and weights live on the GPU (no feed,
    no fetch: the step asserts that no host transfer happens). Memory-bound results are reported as
@@ -136,7 +137,12 @@ def memory_bound_rows(sizes: dict) -> list[dict]:
     rows = []
     for name, kernel, host, nbytes in work:
         dev = [cd.cuda().to_device(a) for a in host]
-        call = (lambda d=dev: cd.device_copy(d[0])) if kernel is None else (lambda k=kernel, d=dev: k(*d))
+        if kernel is None:
+            out = cd.device_empty(host[0].shape, host[0].dtype)
+            call = (lambda d=dev, o=out: o.copy_to_device(d[0]))
+        else:  # results into arrays allocated once: the kernel's bandwidth, not the allocator's latency
+            outs = kernel(*dev)
+            call = (lambda k=kernel, d=dev, o=outs: k(*d, out=o))
         seconds = _timed(call, sizes["repeats"])
         rows.append({"name": name, "seconds": seconds, "gbps": nbytes / seconds / 1e9,
                      **{f"{peer}_ratio": t / seconds for peer, t in _peers(name, host, sizes["repeats"]).items()}})
@@ -213,8 +219,11 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-tests", action="store_true", help="only the benchmarks")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args(argv)
+    from fuseflow.codegen.cuda_device import simulated
     from fuseflow.runtime.devices import gpu_count
 
+    if simulated():
+        sys.setswitchinterval(5e-5)  # see tests/cuda/conftest.py: the simulator's threads poll each other
     if not gpu_count():
         print("gpu_check: numba.cuda finds no GPU here; nothing to check", file=sys.stderr)
         return 2

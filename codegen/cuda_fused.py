@@ -226,8 +226,9 @@ class CudaFusedKernel:
         self._kernel = compile_cuda(plan.source)
         self.launch_config = (max(blocks, 1), per_block)
 
-    def __call__(self, *inputs):
-        outs = tuple(cd.device_empty(shape, dtype) for shape, dtype in self._outs)
+    def __call__(self, *inputs, out=None):
+        """The results, in fresh device arrays or in `out` (device arrays of the result types)."""
+        outs = out or tuple(cd.device_empty(shape, dtype) for shape, dtype in self._outs)
         if not self._empty:
             args = [cd.flat(a) if a.ndim == 0 else a for a in (*outs, *inputs, *self._consts)]
             CUDA_STATS["launches"] += 1

@@ -156,3 +156,14 @@ def test_transfers_are_counted():
     assert cuda_device.is_device_array(x)
     np.testing.assert_array_equal(cuda_device.to_host(cuda_device.device_copy(x)), rand(3, 4))
     assert cuda_device.TRANSFERS == {"to_device": before["to_device"] + 1, "to_host": before["to_host"] + 1}
+
+
+def test_compile_for_device_is_the_jit_hook():
+    # what @fuseflow.jit(device="gpu") calls: numpy in, numpy out, the copies explicit in the IR
+    module = module_of([f32(3, 5)], lambda b, x: b.op("tanh", b.op("mul", x, x)))
+    placed = optimize_for_device(module, "gpu")
+    names = [(op.name, op.device) for op in placed.main.ops[:-1]]
+    assert names == [("copy_to_device", "/device:GPU:0"), ("fused", "/device:GPU:0"),
+                     ("copy_to_device", "/device:CPU:0")]
+    (got,) = compile_for_device(module, "gpu").run([rand(3, 5)])
+    np.testing.assert_allclose(got, np.tanh(rand(3, 5) ** 2), rtol=1e-6)
