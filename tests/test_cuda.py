@@ -180,6 +180,16 @@ def test_gradient_of_a_copy_is_the_copy_back():
     assert 'copy_to_device' in text.split("reduce_sum")[1]  # the cotangent goes back to the host
 
 
+def test_printed_devices_round_trip_and_bad_ones_are_rejected():
+    from fuseflow.ir.parser import parse_module
+    from fuseflow.ir.verifier import VerifyError, verify
+
+    text = 'func @main(%0: f32[2]) -> (f32[2]) {\n  %1 = exp %0 : f32[2] on "/device:GPU:0" loc("e")\n  return %1\n}\n'
+    assert str(check_ir(parse_module(text))) == text
+    with pytest.raises(VerifyError, match="bad device"):
+        verify(parse_module(text.replace("/device:GPU:0", "/tpu:0")))
+
+
 def test_import_fuseflow_does_not_import_numba_cuda():
     code = "import sys, fuseflow; print('numba.cuda' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
