@@ -10,7 +10,9 @@ the same emitter table (`fuseflow.codegen.scalar`); only the loops differ:
   block's threads striding over the reduced elements, each reduction combined by a tree in
   shared memory and broadcast to the block; the yielded values that span ``A`` are then
   stored by the same threads. Row softmax (max, exp, sum, divide) is one kernel, one block
-  per row.
+  per row. When the innermost dim is not reduced and outer indices outnumber the reduced
+  elements (column sums over a batch), each thread reduces its own outer index instead:
+  the grid-stride loop of the elementwise case, reads coalesced across threads.
 
 Float sums accumulate in float64 and NaN is tracked beside max/min, as on the CPU.
 """
@@ -73,7 +75,14 @@ class CudaFusedPlan(FusedPlan):
             if not v.type.shape:
                 self._value(src, v, names)
         reductions = [op for op in self.ops if op.name in REDUCTIONS]
-        if reductions:
+        self.per_thread = bool(reductions) and thread_per_row(self.domain, self.axes)
+        if self.per_thread:  # each thread reduces its own rows: tid 0 of a block of one
+            src("tid = 0")
+            src("nthreads = 1")
+            src("o = cuda.grid(1)")
+            src("n_outer = " + " * ".join(["1"] + [f"n{d}" for d in self.outer]))
+            loop, step = "while o < n_outer:", "o += cuda.gridsize(1)"
+        elif reductions:
             self._shared_arrays(src, reductions)
             src("tid = cuda.threadIdx.x")
             src("nthreads = cuda.blockDim.x")
@@ -114,7 +123,7 @@ class CudaFusedPlan(FusedPlan):
                 for v in inner_results:
                     self._store(src, v, local)
         outer_results = [v for v in self.results if v not in inner_results]
-        if outer_results and reductions:
+        if outer_results and reductions and not self.per_thread:
             with src.block("if tid == 0:"):  # one thread of the block writes the row's results
                 for v in outer_results:
                     self._store(src, v, dict(names))
@@ -143,6 +152,15 @@ class CudaFusedPlan(FusedPlan):
             local = dict(names)
             self._emit_cone(src, [x], local)
             src(update.format(acc=f"acc{k}", x=self._value(src, x, local)))
+        if not self.per_thread:
+            self._combine_in_block(src, op, k, nan)
+        result = op.results[0]
+        src(f"v{k} = {scalar.to_register(final.format(acc=f'acc{k}'), result.type.dtype)}")
+        names[result] = f"v{k}"
+
+    def _combine_in_block(self, src, op: Op, k: int, nan: bool) -> None:
+        """The block's partial accumulators of reduction `k`, combined by a tree in shared memory."""
+        x = op.operands[0]
         src(f"sh{k}[tid] = acc{k}")
         if nan:
             src(f"shn{k}[tid] = 1 if acc{k}_nan else 0")
@@ -159,9 +177,17 @@ class CudaFusedPlan(FusedPlan):
         if nan:
             src(f"acc{k}_nan = shn{k}[0] != 0")
         src("cuda.syncthreads()")  # every thread has read the total before the next row reuses sh
-        result = op.results[0]
-        src(f"v{k} = {scalar.to_register(final.format(acc=f'acc{k}'), result.type.dtype)}")
-        names[result] = f"v{k}"
+
+
+def thread_per_row(domain, axes) -> bool:
+    """True when a reduction is better done one thread per outer index than one block per outer index:
+    the innermost dim is not reduced (neighbouring threads then read neighbouring elements, coalesced)
+    and there are at least as many outer indices as reduced elements (a column sum over a batch)."""
+    if not axes or len(domain) - 1 in axes:
+        return False
+    outer = int(np.prod([d for i, d in enumerate(domain) if i not in axes], dtype=np.int64))
+    count = int(np.prod([domain[i] for i in axes], dtype=np.int64))
+    return outer >= count
 
 
 def _decompose(src, var: str, dims) -> None:
@@ -215,7 +241,7 @@ class CudaFusedKernel:
         size = int(np.prod(plan.domain, dtype=np.int64))
         outer = int(np.prod([plan.domain[d] for d in plan.outer], dtype=np.int64))
         self._empty = size == 0
-        if plan.axes:  # a block per outer index; no more threads than reduced elements (a warp at least)
+        if plan.axes and not plan.per_thread:  # a block per outer index, no more threads than reduced elements
             per_block = threads_for(size // max(outer, 1))
             blocks = min(outer, max_blocks())
         else:

@@ -90,6 +90,26 @@ def test_reductions(name, axes, keepdims):
     run_on_gpu(module, [x], rtol=1e-5)
 
 
+@pytest.mark.parametrize("shape,axes", [((9, 40), (0,)), ((3, 4, 40), (0, 1))])
+def test_column_reductions_run_one_thread_per_column(shape, axes):
+    # more columns than reduced elements and the innermost dim kept: each thread reduces its own column
+    def body(b, x):
+        m = b.op("reduce_max", x, axes=axes, keepdims=True)
+        e = b.op("exp", b.op("sub", x, m))
+        return b.op("div", e, b.op("reduce_sum", e, axes=axes, keepdims=True)), b.op("reduce_mean", x, axes=axes,
+                                                                                   keepdims=False)
+
+    x = rand(*shape)
+    x[1, 2] = np.nan  # a NaN column stays NaN
+    module = module_of([f32(*shape)], body)
+    executable = compile_for_device(module, "/gpu:0", soft=False)
+    (kernel,) = [step[0] for step in executable.steps if step[4].name == "fused"]
+    assert "cuda.shared" not in kernel.source and "cuda.grid(1)" in kernel.source
+    got, want = executable.run([x]), interp.run(module, x)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-7)
+
+
 def test_integer_reductions_and_nan_propagation():
     def body(b, i, x):
         return (b.op("reduce_sum", i, axes=(1,), keepdims=False), b.op("reduce_max", i, axes=(0,), keepdims=False),
