@@ -228,7 +228,7 @@ def _combine(op: Op, dtype: dt.DType) -> str:
 class CudaFusedKernel:
     """A compiled region on the GPU: ``kernel(*device_arrays)`` returns a tuple of new device arrays."""
 
-    writes_into = False  # results are fresh device arrays; the host buffer plan does not apply
+    writes_into = True  # results may go into device buffers the executable planned (`out=`)
 
     def __init__(self, block: Block) -> None:
         plan = CudaFusedPlan(block)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from functools import cache
 
+import numpy as np
+
 from fuseflow.codegen import cuda_device as cd
 from fuseflow.ir.core import Op
 from fuseflow.ir.devices import is_gpu
@@ -67,6 +69,11 @@ def move(value, device: str):
     if is_gpu(device):
         return cd.to_device(value)
     return cd.to_host(value)
+
+
+def new_buffer(shape, dtype, device: str):
+    """An uninitialised array on `device` (numpy on the host, a device array on a GPU)."""
+    return cd.device_empty(shape, dtype) if is_gpu(device) else np.empty(shape, dtype)
 
 
 def copy_value(value):

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-
 from fuseflow.ir.core import Function, Op
 from fuseflow.ir.devices import is_gpu
 from fuseflow.ir.errors import InvalidArgumentError, OpError
 from fuseflow.runtime.blas import BLAS, product_flops, single_thread_limit
-from fuseflow.runtime.devices import kernel_for, move
+from fuseflow.runtime.devices import kernel_for, move, new_buffer
 from fuseflow.runtime.memory import plan_buffers
 
 HOST_OPS = {"constant"}
@@ -61,7 +59,8 @@ class Executable:
         template: list = [None] * len(fn.args)
         kernels = {op: kernel_for(op) for op in fn.ops[:-1] if op.name not in HOST_OPS}
         self.plan = plan_buffers(fn, lambda op: getattr(kernels.get(op), "writes_into", False))
-        self.buffers = [np.empty(shape, dtype) for shape, dtype in self.plan.buffers]
+        self.buffers = [new_buffer(shape, dtype, device)
+                        for (shape, dtype), device in zip(self.plan.buffers, self.plan.devices)]
         self.steps = []
         results = set(fn.results)
         self._last: dict = {}  # step index -> the result arrays it returned last run
@@ -76,7 +75,8 @@ class Executable:
                 into = None
                 if all(r in self.plan.buffer_of for r in op.results):
                     into = tuple(self.buffers[self.plan.buffer_of[r]] for r in op.results)
-                elif getattr(kernels[op], "writes_into", False) and all(r in results for r in op.results):
+                elif getattr(kernels[op], "writes_into", False) and all(r in results for r in op.results) \
+                        and not is_gpu(op.device):  # a device view does not hold its base: no refcount proof
                     self._last[len(self.steps)] = None  # its results may be recycled (see `_recycled`)
                 self.steps.append((kernels[op], ins, into, tuple(outs), op))
         self.template = template

@@ -83,6 +83,8 @@ def test_variables_stay_on_the_gpu_and_a_step_copies_only_feeds_and_fetches():
         ir = compiled_text(sess)
         main = ir[ir.rindex("func @main"):]
         assert main.count("copy_to_device") == 3
+        step = list(sess._cache.values())[-1].executable
+        assert GPU in step.plan.devices  # GPU intermediates live in device buffers planned once
         w1 = sess.run(m["variables"][0])
         assert isinstance(w1, np.ndarray) and w1.shape == (5, 7)
 
