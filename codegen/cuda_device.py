@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import types
 from functools import cache
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -117,15 +116,22 @@ def device_function(fn):
     return fn if simulated() else cuda().jit(device=True)(fn)
 
 
+def _module(name: str, attrs: dict) -> types.ModuleType:
+    # A module, not a namespace object: numba resolves ``_h.name`` in a kernel only on modules.
+    module = types.ModuleType(name)
+    module.__dict__.update(attrs)
+    return module
+
+
 @cache
-def device_helpers() -> SimpleNamespace:
+def device_helpers() -> types.ModuleType:
     """``_h`` for CUDA kernels: every jitted function of `helpers` as a device function."""
     namespace = dict(vars(helpers))  # globals of the clones: filled before any kernel compiles
     memo: dict = {}
     for name, obj in vars(helpers).items():
         if _is_jitted(obj):
             namespace[name] = _retarget(obj, namespace, memo)
-    return SimpleNamespace(**{k: v for k, v in namespace.items() if not k.startswith("__")})
+    return _module("fuseflow_cuda_helpers", {k: v for k, v in namespace.items() if not k.startswith("__")})
 
 
 # ----------------------------------------------------------------------------- _m: libdevice math
@@ -139,7 +145,7 @@ _MATH = {
 
 
 @cache
-def device_math() -> SimpleNamespace:
+def device_math() -> types.ModuleType:
     """``_m`` for CUDA kernels: ``{name}_f32`` / ``{name}_f64`` for every function mathlib provides."""
     out = {}
     for name, expr in _MATH.items():
@@ -148,4 +154,4 @@ def device_math() -> SimpleNamespace:
             namespace = {"np": np}
             exec(compile(source, f"<fuseflow-cuda-math-{name}_{suffix}>", "exec"), namespace)  # noqa: S102
             out[f"{name}_{suffix}"] = device_function(namespace[f"{name}_{suffix}"])
-    return SimpleNamespace(**out)
+    return _module("fuseflow_cuda_math", out)
