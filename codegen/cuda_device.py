@@ -7,9 +7,15 @@ Generated kernels call helpers through ``_h`` and transcendental functions throu
 - ``_h``: every helper of `helpers`, recompiled from its Python source as a device function
   (one source for both targets; the helpers it calls, through globals or closures, are
   retargeted too);
-- ``_m``: ``exp_f32``, ``log_f64``... over CUDA's own libdevice functions (``np.exp`` on a
+- ``_m``: ``exp_f32``, ``log_f64``... over CUDA's own libdevice functions (``math.exp`` on a
   float32 is ``expf``). mathlib's branch-free polynomials exist to let LLVM vectorise CPU
-  loops; a GPU thread is scalar and libdevice is accurate to 1-2 ulp.
+  loops; a GPU thread is scalar and libdevice is accurate to 1-2 ulp;
+- ``np``: numpy's scalar types and constants, with the functions the emitters and helpers call
+  (``np.sqrt``, ``np.floor``, ``np.isnan``...) mapped to ``math``/libdevice, since numba's CUDA
+  target has no numpy ufuncs (`device_numpy`).
+
+Under the simulator kernels are Python: ``np`` is numpy itself (numpy's inf/nan semantics, where
+``math.exp`` would raise OverflowError) and device functions are plain functions.
 
 ``numba.cuda`` is imported on first use only, so ``import fuseflow`` never pays for it.
 `TRANSFERS` counts host<->device copies (tests use it to prove variables stay resident).
@@ -123,10 +129,53 @@ def _module(name: str, attrs: dict) -> types.ModuleType:
     return module
 
 
+# numpy functions of generated code -> their CUDA versions. floor/ceil/rint go through libdevice's
+# float64 functions (exact for float32 too; math.floor would return an int).
+_NUMPY_ON_GPU = {
+    "sqrt": "math.sqrt", "exp": "math.exp", "log": "math.log", "log1p": "math.log1p", "tanh": "math.tanh",
+    "sin": "math.sin", "cos": "math.cos", "isnan": "math.isnan", "fmod": "math.fmod",
+    "copysign": "math.copysign", "power": "math.pow", "floor": "libdevice.floor", "ceil": "libdevice.ceil",
+    "rint": "libdevice.rint",
+}
+
+
+@cache
+def device_numpy() -> types.ModuleType:
+    """``np`` for CUDA kernels: numpy itself under the simulator; on a GPU, numpy's types and constants
+    with its functions replaced by `_NUMPY_ON_GPU`."""
+    if simulated():
+        return np
+    import math
+
+    from numba.cuda import libdevice
+
+    attrs = {k: v for k, v in vars(np).items() if not k.startswith("__")}
+    libs = {"math": math, "libdevice": libdevice}
+    for name, target in _NUMPY_ON_GPU.items():
+        lib, _, fn = target.partition(".")
+        attrs[name] = getattr(libs[lib], fn)
+    return _module("fuseflow_cuda_numpy", attrs)
+
+
+def _python_minmax() -> dict:
+    """``max``/``min`` of two scalars with Python's semantics (the first argument unless the second is
+    strictly beyond it): numba's CUDA target types the builtins' two-scalar form wrongly."""
+
+    def max2(a, b):
+        return b if b > a else a  # noqa: FURB136  (the builtin is what this replaces)
+
+    def min2(a, b):
+        return b if b < a else a  # noqa: FURB136
+
+    return {"max": device_function(max2), "min": device_function(min2)}
+
+
 @cache
 def device_helpers() -> types.ModuleType:
     """``_h`` for CUDA kernels: every jitted function of `helpers` as a device function."""
     namespace = dict(vars(helpers))  # globals of the clones: filled before any kernel compiles
+    namespace["np"] = device_numpy()
+    namespace.update(_python_minmax())
     memo: dict = {}
     for name, obj in vars(helpers).items():
         if _is_jitted(obj):
@@ -136,8 +185,7 @@ def device_helpers() -> types.ModuleType:
 
 # ----------------------------------------------------------------------------- _m: libdevice math
 
-# numpy ufuncs on scalars lower to libdevice in CUDA kernels (and give inf/nan, not Python's
-# OverflowError, under the simulator).
+# Through `device_numpy`: libdevice on a GPU, numpy's inf/nan semantics under the simulator.
 _MATH = {
     "exp": "np.exp(x)", "log": "np.log(x)", "log1p": "np.log1p(x)", "tanh": "np.tanh(x)",
     "sin": "np.sin(x)", "cos": "np.cos(x)", "sigmoid": "one / (one + np.exp(-x))",
@@ -151,7 +199,7 @@ def device_math() -> types.ModuleType:
     for name, expr in _MATH.items():
         for suffix, ftype in (("f32", "float32"), ("f64", "float64")):
             source = f"def {name}_{suffix}(x):\n    one = np.{ftype}(1.0)\n    return np.{ftype}({expr})\n"
-            namespace = {"np": np}
+            namespace = {"np": device_numpy()}
             exec(compile(source, f"<fuseflow-cuda-math-{name}_{suffix}>", "exec"), namespace)  # noqa: S102
             out[f"{name}_{suffix}"] = device_function(namespace[f"{name}_{suffix}"])
     return _module("fuseflow_cuda_math", out)

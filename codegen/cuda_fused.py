@@ -271,7 +271,7 @@ def compile_cuda(source: str):
     digest = hashlib.sha1(source.encode()).hexdigest()[:12]
     filename = f"<fuseflow-cuda-kernel-{digest}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace = {"np": np, "_h": cd.device_helpers(), "_m": cd.device_math(), "cuda": cd.cuda()}
+    namespace = {"np": cd.device_numpy(), "_h": cd.device_helpers(), "_m": cd.device_math(), "cuda": cd.cuda()}
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102  (our own generated source)
     kernel = _CACHE[source] = cd.cuda().jit(namespace["kernel"])
     CUDA_STATS["compiled"] += 1

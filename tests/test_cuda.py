@@ -45,6 +45,17 @@ def test_cuda_suite_runs_under_the_simulator():
     assert re.match(r"\d+ passed in ", summary) and int(summary.split()[0]) >= 35, summary  # no skip, no fail
 
 
+def test_generated_kernels_compile_to_ptx_for_a_real_gpu():
+    # The simulator runs kernels as Python; this types and lowers each one for sm_90 (see the script).
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "cuda_ptx_check.py")], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, check=False)
+    if proc.returncode == 3:
+        pytest.skip("no CUDA toolkit (NVVM) on this machine: kernels not compiled to PTX")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"^\d+ kernels compiled to PTX for sm_90, 0 failed$", proc.stdout, re.MULTILINE), proc.stdout
+
+
 @pytest.fixture
 def no_gpu(monkeypatch):
     """Placement sees no GPU, whatever this machine has."""
