@@ -132,7 +132,7 @@ def _module(name: str, attrs: dict) -> types.ModuleType:
 # numpy functions of generated code -> their CUDA versions. floor/ceil/rint go through libdevice's
 # float64 functions (exact for float32 too; math.floor would return an int).
 _NUMPY_ON_GPU = {
-    "sqrt": "math.sqrt", "exp": "math.exp", "log": "math.log", "log1p": "math.log1p", "tanh": "math.tanh",
+    "sqrt": "math.sqrt", "exp": "math.exp", "expm1": "math.expm1", "log": "math.log", "log1p": "math.log1p", "tanh": "math.tanh",
     "sin": "math.sin", "cos": "math.cos", "isnan": "math.isnan", "fmod": "math.fmod",
     "copysign": "math.copysign", "power": "math.pow", "floor": "libdevice.floor", "ceil": "libdevice.ceil",
     "rint": "libdevice.rint",
@@ -187,19 +187,21 @@ def device_helpers() -> types.ModuleType:
 
 # Through `device_numpy`: libdevice on a GPU, numpy's inf/nan semantics under the simulator.
 _MATH = {
-    "exp": "np.exp(x)", "log": "np.log(x)", "log1p": "np.log1p(x)", "tanh": "np.tanh(x)",
-    "sin": "np.sin(x)", "cos": "np.cos(x)", "sigmoid": "one / (one + np.exp(-x))",
+    "exp": "np.exp(x)", "expm1": "np.expm1(x)", "log": "np.log(x)", "log1p": "np.log1p(x)", "tanh": "np.tanh(x)",
+    "sin": "np.sin(x)", "cos": "np.cos(x)", "sigmoid": "one / (one + np.exp(-x))", "erf": "math.erf(x)",
 }
 
 
 @cache
 def device_math() -> types.ModuleType:
     """``_m`` for CUDA kernels: ``{name}_f32`` / ``{name}_f64`` for every function mathlib provides."""
+    import math
+
     out = {}
     for name, expr in _MATH.items():
         for suffix, ftype in (("f32", "float32"), ("f64", "float64")):
             source = f"def {name}_{suffix}(x):\n    one = np.{ftype}(1.0)\n    return np.{ftype}({expr})\n"
-            namespace = {"np": device_numpy()}
+            namespace = {"np": device_numpy(), "math": math}
             exec(compile(source, f"<fuseflow-cuda-math-{name}_{suffix}>", "exec"), namespace)  # noqa: S102
             out[f"{name}_{suffix}"] = device_function(namespace[f"{name}_{suffix}"])
     return _module("fuseflow_cuda_math", out)

@@ -170,6 +170,13 @@ def test_matmul_epilogue_and_empty_shapes():
     run_on_gpu(empty, [np.zeros((0, 3), np.float32)])
 
 
+def test_every_mathlib_function_has_a_device_version():
+    from fuseflow.codegen import mathlib
+
+    missing = [f"{n}_{s}" for n, s in mathlib.FUNCTIONS if not hasattr(cuda_device.device_math(), f"{n}_{s}")]
+    assert not missing, f"the CUDA _m lacks {missing}: add them to cuda_device._MATH"
+
+
 def test_transfers_are_counted():
     before = dict(cuda_device.TRANSFERS)
     x = cuda_device.to_device(rand(3, 4))
