@@ -2,7 +2,9 @@
 
 `test_cuda_suite_runs_under_the_simulator` runs ``tests/cuda`` in a process of its own with
 ``NUMBA_ENABLE_CUDASIM=1`` (see ``tests/cuda/conftest.py`` for why not in this one) and fails unless
-every test there passed, none skipped. The other tests prove, in this process (no GPU here, or
+every test there passed, none skipped. `test_generated_kernels_compile_to_ptx_for_a_real_gpu` compiles
+every kernel the backend generates for sm_90 with the CUDA toolkit's NVVM when it is installed (the
+simulator cannot tell whether numba's CUDA target accepts them). The other tests prove, in this process (no GPU here, or
 none that placement may see): TF's hard and soft placement and its error, log_device_placement,
 device requests in the IR and its round trip, the place pass's copies and constants, fusion never
 crossing devices, and that ``import fuseflow`` does not import numba.cuda.
