@@ -63,7 +63,7 @@ class CudaFusedPlan(FusedPlan):
     def _subscript(self, v, store: bool = False) -> str:
         return "[0]" if v.type.shape == () else super()._subscript(v, store)
 
-    def _generate(self, parallel: bool) -> str:
+    def _generate(self, parallel: bool = False) -> str:  # (parallel: the CPU plan's flag, unused here)
         n_in, n_const = len(self.block.args), len(self.consts)
         src = Source(kernel_header(len(self.results), n_in, [f"const{i}" for i in range(n_const)] + ["dims"]))
         for d in range(len(self.domain)):
