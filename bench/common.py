@@ -1,9 +1,12 @@
-"""Shared benchmark helpers: timing (median and min after warm-up) and the machine's copy bandwidth."""
+"""Shared benchmark helpers: timing (median and min after warm-up), the machine's copy bandwidth,
+optional peers, and the `Case` record every workload gives the harness."""
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,3 +37,43 @@ def optional(module: str):
         return __import__(module)
     except ImportError:
         return None
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Stands in for a runner that cannot run here, saying why ("jax not installed")."""
+
+    reason: str
+
+
+def repeated(fn: Callable, n: int, *args) -> Callable[[], None]:
+    """A runner calling ``fn(*args)`` `n` times: per-call times of microsecond work need a loop
+    around them to rise above the timer's resolution and overhead (every runner gets the same loop)."""
+
+    def run() -> None:
+        for _ in range(n):
+            fn(*args)
+
+    return run
+
+
+@dataclass
+class Case:
+    """One row of results: one computation run by fuseflow, by numpy and by the peers.
+
+    `runners` maps "fuseflow", "numpy" and peer names to zero-argument callables, or to a `Skip`
+    when that runner cannot run here. Times are per call: a runner's time is divided by `calls`.
+    `nbytes` (bytes read + written per call) marks memory-bound work, reported as GB/s and as a
+    share of the copy bandwidth. A `self_timed` runner returns its own seconds (a subprocess's
+    compile time, a first run) instead of being timed around; it is not warmed up, and `repeats`,
+    when set, fixes how often it runs (a first run happens once). `target` is the goal the issue
+    sets for fuseflow's median, in seconds per call; the report says whether it is met.
+    """
+
+    label: str
+    runners: dict
+    nbytes: int | None = None
+    calls: int = 1
+    self_timed: bool = False
+    repeats: int | None = None
+    target: float | None = None

@@ -1,24 +1,25 @@
-"""Benchmark: training steps as `Session.run(train_op)` against numpy (and jax.jit when installed).
+"""Training workloads: train steps as `Session.run(train_op)` against numpy (and jax.jit).
 
-    python -m fuseflow.bench.training [--quick]
+    python -m fuseflow.bench.training [--quick]    # the harness, with only these workloads
 
-- MLP 784-512-10 (relu, softmax cross-entropy, SGD), batch 128, float32: one train step.
-  numpy: a hand-written forward and backward pass (the BLAS floor); jax: a jitted step.
-- The plane-fitting program of the TensorFlow introduction: its 201 ``run`` calls after the
-  first (the first, which compiles, is reported separately), against the same loop in numpy.
+- mlp_step: MLP 784-512-10 (relu, softmax cross-entropy, SGD), batch 128, float32: one train
+  step. numpy: a hand-written forward and backward pass (the BLAS floor); jax: a jitted step.
+- plane_fitting: the TensorFlow introduction's program: its 201 ``run`` calls after the first,
+  against the same loop in numpy; the first run (which compiles) is its own row.
 """
 
 from __future__ import annotations
 
-import argparse
+import sys
 import time
 
 import numpy as np
 
-from fuseflow.bench.common import measure, optional
+from fuseflow.bench.common import Case, Skip, optional, repeated
 
 
 def mlp_fuseflow(x, y, w1, b1, w2, b2, lr):
+    """A runner of one ``Session.run(train_op)`` of the MLP (its variables initialised first)."""
     import fuseflow as tf
 
     graph = tf.Graph()
@@ -37,6 +38,7 @@ def mlp_fuseflow(x, y, w1, b1, w2, b2, lr):
 
 
 def mlp_numpy(x, y, w1, b1, w2, b2, lr):
+    """A runner of the same step written by hand in numpy: forward, gradients, in-place update."""
     params = [w1.copy(), b1.copy(), w2.copy(), b2.copy()]
     lr = np.float32(lr)
 
@@ -58,9 +60,10 @@ def mlp_numpy(x, y, w1, b1, w2, b2, lr):
 
 
 def mlp_jax(x, y, w1, b1, w2, b2, lr):
+    """A runner of the step as one ``jax.jit`` of ``jax.grad`` and the update."""
     jax = optional("jax")
     if jax is None:
-        return None
+        return Skip("jax not installed")
     import jax.numpy as jnp
 
     def loss(params, x, y):
@@ -84,6 +87,7 @@ def mlp_jax(x, y, w1, b1, w2, b2, lr):
 
 
 def plane_fuseflow(x_data, y_data):
+    """The plane-fitting program's session (variables initialised) and train op."""
     import fuseflow as tf
 
     graph = tf.Graph()
@@ -99,7 +103,8 @@ def plane_fuseflow(x_data, y_data):
 
 
 def plane_numpy(x_data, y_data):
-    W = np.random.uniform(-1, 1, (1, 2)).astype(np.float32)
+    """The plane-fitting program's 201 steps of gradient descent in numpy."""
+    W = np.random.default_rng(0).uniform(-1, 1, (1, 2)).astype(np.float32)
     b = np.zeros(1, np.float32)
     y_data = y_data.astype(np.float32)
     for _ in range(201):
@@ -109,40 +114,52 @@ def plane_numpy(x_data, y_data):
         b -= np.float32(0.5) * g.sum(axis=1)
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
+def mlp_data(quick: bool) -> tuple:
+    """Inputs, one-hot labels and initial parameters of the MLP: 784-512-10, batch 128
+    (64-32-10, batch 32 for --quick)."""
     rng = np.random.default_rng(0)
-    batch, n_in, n_hidden, n_out = (32, 64, 32, 10) if args.quick else (128, 784, 512, 10)
+    batch, n_in, n_hidden, n_out = (32, 64, 32, 10) if quick else (128, 784, 512, 10)
     x = rng.random((batch, n_in), dtype=np.float32)
     y = np.eye(n_out, dtype=np.float32)[rng.integers(0, n_out, batch)]
     params = (rng.standard_normal((n_in, n_hidden), dtype=np.float32) * 0.05, np.zeros(n_hidden, np.float32),
               rng.standard_normal((n_hidden, n_out), dtype=np.float32) * 0.05, np.zeros(n_out, np.float32))
-    repeats = 5 if args.quick else 50
-    report = {}
-    runners = {"fuseflow": mlp_fuseflow(x, y, *params, 0.1), "numpy": mlp_numpy(x, y, *params, 0.1),
-               "jax": mlp_jax(x, y, *params, 0.1)}
-    times = {k: measure(f, repeats, warmup=3)["median"] for k, f in runners.items() if f}
-    report["mlp_step_s"] = times
-    peers = "  ".join(f"{k} {t * 1e3:.3f} ms ({t / times['fuseflow']:.2f}x)" for k, t in times.items()
-                      if k != "fuseflow")
-    print(f"MLP {n_in}-{n_hidden}-{n_out} train step, batch {batch}: fuseflow {times['fuseflow'] * 1e3:.3f} ms | "
-          f"{peers}")
+    return x, y, *params
 
-    x_data = np.float32(np.random.rand(2, 100))
-    y_data = np.dot([0.100, 0.200], x_data) + 0.300
+
+def mlp_step_case(quick: bool) -> Case:
+    """One SGD step of the MLP; ten steps per timed call, since a step takes about a millisecond."""
+    data = mlp_data(quick)
+    x, _, w1, _, _, b2 = data
+    steps = 10
+    runners = {"fuseflow": mlp_fuseflow(*data, 0.1), "numpy": mlp_numpy(*data, 0.1), "jax": mlp_jax(*data, 0.1)}
+    runners = {k: repeated(f, steps) if callable(f) else f for k, f in runners.items()}
+    label = f"{w1.shape[0]}-{w1.shape[1]}-{b2.size} batch {len(x)}"
+    return Case(label, runners, calls=steps)
+
+
+def plane_data() -> tuple:
+    """The introduction's 100 points on the plane y = 0.1 x0 + 0.2 x1 + 0.3."""
+    x_data = np.float32(np.random.default_rng(0).random((2, 100)))
+    return x_data, np.dot([0.100, 0.200], x_data) + 0.300
+
+
+def plane_cases(quick: bool) -> list[Case]:
+    """The first run (lower + compile + run) once, then the 201 runs the program makes after it."""
+    x_data, y_data = plane_data()
     sess, train = plane_fuseflow(x_data, y_data)
-    start = time.perf_counter()
-    sess.run(train)
-    first = time.perf_counter() - start
-    loop = measure(lambda: [sess.run(train) for _ in range(200)], repeats=5, warmup=1)["median"] * 201 / 200
-    np_loop = measure(lambda: plane_numpy(x_data, y_data), repeats=5, warmup=1)["median"]
-    report["plane"] = {"first_run_s": first, "201_runs_s": loop, "numpy_201_steps_s": np_loop}
-    print(f"plane fitting: first run (compile) {first * 1e3:.1f} ms; 201 runs {loop * 1e3:.2f} ms "
-          f"({loop / 201 * 1e6:.1f} us/run) | numpy 201 steps {np_loop * 1e3:.2f} ms ({np_loop / loop:.2f}x)")
-    return report
+
+    def first_run() -> float:
+        start = time.perf_counter()
+        sess.run(train)
+        return time.perf_counter() - start
+
+    first = Case("first run (compile)", {"fuseflow": first_run}, self_timed=True, repeats=1)
+    loop = Case("201 runs", {"fuseflow": repeated(sess.run, 201, train),
+                             "numpy": lambda: plane_numpy(x_data, y_data)})
+    return [first, loop]
 
 
 if __name__ == "__main__":
-    main()
+    from fuseflow.bench import harness
+
+    harness.main(["--only", "mlp_step,plane_fitting", *sys.argv[1:]])

@@ -2,8 +2,8 @@
 
 The domain is ``S`` (the shape all reductions of the region read, or the
 broadcast of the yielded shapes when there are none) with reduced axes ``A``.
-Outer loops walk the dims not in ``A`` (the first one in parallel with
-``prange`` when the work is large); values that do not vary along ``A`` are
+Outer loops walk the dims not in ``A`` (the first one over a range ``[lo, hi)`` the caller
+gives, so large domains are split across cores by `codegen.threads`); values that do not vary along ``A`` are
 computed once per outer iteration. Each reduction is one inner loop over ``A``
 that recomputes its operand's elementwise cone in registers and accumulates;
 after the reductions, one more inner loop computes and stores the yielded
@@ -17,9 +17,12 @@ the outer dims alone.
 from __future__ import annotations
 
 import numpy as np
+from numba import types as nbt
 
 from fuseflow.codegen import scalar
-from fuseflow.codegen.source import Source, array_arg, array_types, cached_kernel, compile_kernel, kernel_header
+from fuseflow.codegen.driver import empty
+from fuseflow.codegen.source import Source, array_arg, array_types, compile_kernel, kernel_header
+from fuseflow.codegen.threads import WORKERS
 from fuseflow.ir import dtypes as dt
 from fuseflow.ir.core import Block, Op
 from fuseflow.ir.opdefs import broadcast_shapes, normalized_axes
@@ -40,21 +43,55 @@ class FusedKernel:
         types = array_types([v.type for v in results],
                             [a.type for a in block.args] + plan.const_types + [_dims_type(len(plan.domain))])
         self._kernel = kernel_for(plan, types)
-        self._tail = (*self._consts, self._dims)
+        self._parallel = plan.parallel
+        self._n = plan.domain[plan.outer[0]] if plan.outer else 1  # the split loop's trip count
+        # the arguments after the inputs: the serial call also passes the whole range [0, n)
+        self._tail = (*self._consts, self._dims) + (() if self._parallel else (0, self._n))
         self._half = any(v.type.dtype is dt.float16 for v in list(results) + list(block.args))
+        self._dispatch = self._kernel.dispatcher
+        if len(self._outs) == 1:  # (the generator below costs more than a small kernel's whole call)
+            (shape, dtype), = self._outs
+            self._new_outputs = lambda: (np.empty(shape, dtype),)
 
     writes_into = True
 
+    def _new_outputs(self):
+        return tuple(np.empty(shape, dtype) for shape, dtype in self._outs)
+
     def __call__(self, *inputs, out=None):
-        outs = out or tuple(np.empty(shape, dtype) for shape, dtype in self._outs)
+        outs = out or self._new_outputs()
         if self._half:
-            self._kernel(*map(array_arg, outs), *map(array_arg, inputs), *self._tail)
+            self._launch(self._kernel, (*map(array_arg, outs), *map(array_arg, inputs), *self._tail))
             return outs
         try:  # the common case: C-contiguous arrays straight to the compiled version
-            self._kernel.dispatcher(*outs, *inputs, *self._tail)
-        except TypeError:
-            self._kernel(*outs, *inputs, *self._tail)
+            if self._parallel:
+                WORKERS.run(self._dispatch, (*outs, *inputs, *self._tail), self._n)
+            else:
+                self._dispatch(*outs, *inputs, *self._tail)
+        except TypeError:  # a strided or read-only argument: the wrapper copies it
+            self._launch(self._kernel, (*outs, *inputs, *self._tail))
         return outs
+
+    def native(self, args, results, env, tag):
+        """Driver source calling this kernel (see `codegen.driver`); None for split or float16 kernels."""
+        if self._parallel or self._half:
+            return None
+        env[tag] = self._dispatch
+        tail = []
+        for i, extra in enumerate(self._tail):
+            if isinstance(extra, np.ndarray):
+                env[f"{tag}_{i}"] = extra
+                tail.append(f"{tag}_{i}")
+            else:
+                tail.append(repr(extra))
+        lines = [empty(name, shape, dtype) for name, (shape, dtype) in zip(results, self._outs)]
+        return lines + [f"{tag}({', '.join(results + args + tail)})"]
+
+    def _launch(self, fn, args) -> None:
+        if self._parallel:
+            WORKERS.run(fn, args, self._n)
+        else:
+            fn(*args)
 
 
 def _dims_type(rank):
@@ -64,12 +101,8 @@ def _dims_type(rank):
 
 
 def kernel_for(plan, types):
-    """The compiled kernel of `plan`: its serial version when the domain is small, unless the
-    version that picks parallel or serial loops at run time is already compiled (that one serves
-    every size, so a batch size crossing the threshold downward compiles nothing)."""
-    if plan.parallel:
-        return compile_kernel(plan.dual_source, types, parallel=True)
-    return cached_kernel(plan.dual_source, types, parallel=True) or compile_kernel(plan.source, types)
+    """The compiled kernel of `plan` (one version serves every size, split or not)."""
+    return compile_kernel(plan.source, types + (nbt.uintp, nbt.uintp))
 
 
 def compile_fused(block: Block) -> FusedKernel:
@@ -118,10 +151,7 @@ class FusedPlan:
         self._inner = self._inner_values()
         self._stash = self._plan_stashes()
         self._loads = 0
-        self.source = self._generate(parallel=False)
-        self.dual_source = _dual(self._generate(parallel=True), len(self.domain))
-        if self.parallel:
-            self.source = self.dual_source
+        self.source = self._generate()
 
     # -- analysis
     def _squeezed_values(self) -> set:
@@ -175,9 +205,10 @@ class FusedPlan:
         return "[" + ", ".join(parts) + "]" if parts else "[()]"
 
     # -- generation
-    def _generate(self, parallel: bool) -> str:
+    def _generate(self) -> str:
         n_in, n_const = len(self.block.args), len(self.consts)
-        src = Source(kernel_header(len(self.results), n_in, [f"const{i}" for i in range(n_const)] + ["dims"]))
+        src = Source(kernel_header(len(self.results), n_in,
+                                   [f"const{i}" for i in range(n_const)] + ["dims", "lo", "hi"]))
         for d in range(len(self.domain)):
             src(f"n{d} = dims[{d}]")
         src("count = " + " * ".join(["1"] + [f"n{d}" for d in self.axes]))
@@ -187,8 +218,8 @@ class FusedPlan:
             if not v.type.shape:  # scalars: loaded once, before the loops
                 self._value(src, v, names)
         outer_vars = [f"i{d}" for d in self.outer]
-        bounds = [f"n{d}" for d in self.outer]
-        with src.loops(outer_vars, bounds, parallel=parallel and bool(self.outer)):
+        bounds = ["lo, hi"] + [f"n{d}" for d in self.outer[1:]]
+        with src.loops(outer_vars, bounds):
             for v in leaves:
                 if v not in self._inner and v not in names:  # invariant along the reduced axes
                     self._value(src, v, names)
@@ -327,19 +358,6 @@ class FusedPlan:
         result = op.results[0]
         src(f"v{k} = {scalar.to_register(final.format(acc=f'acc{k}'), result.type.dtype)}")
         names[result] = f"v{k}"
-
-
-def _dual(text: str, rank: int) -> str:
-    """`text` with its prange nest guarded: parallel above PARALLEL_MIN_ELEMENTS, else serial."""
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if "prange(" in line), None)
-    if start is None:
-        return text
-    nest = lines[start:]
-    size = " * ".join(["1"] + [f"n{d}" for d in range(rank)])
-    guarded = [f"    if {size} >= {PARALLEL_MIN_ELEMENTS}:"] + ["    " + line for line in nest]
-    guarded += ["    else:"] + ["    " + line.replace("prange(", "range(", 1) for line in nest]
-    return "\n".join(lines[:start] + guarded) + "\n"
 
 
 # Ops worth parking in memory rather than computing twice (a load is cheaper).

@@ -206,6 +206,9 @@ class ReshapeKernel:
     def __call__(self, x):
         return (x.reshape(self._shape),)
 
+    def native(self, args, results, env, tag):
+        return [f"{results[0]} = {args[0]}.reshape({tuple(self._shape)!r})"] if self._shape else None
+
 
 _DRAW = {"random_uniform": "_h.uniform_bits", "random_normal": "_h.normal_pair",
          "random_truncated_normal": "_h.truncated_normal"}

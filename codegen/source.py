@@ -163,4 +163,4 @@ def _jit(source: str, parallel: bool = False):
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace = {"np": np, "_h": helpers, "_m": mathlib, "prange": numba.prange}
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102  (our own generated source)
-    return numba.njit(error_model="numpy", cache=False, parallel=parallel)(namespace["kernel"])
+    return numba.njit(error_model="numpy", cache=False, parallel=parallel, nogil=True)(namespace["kernel"])

@@ -86,6 +86,8 @@ class Tensor:
         self.type = type
         self.known = None  # the value when it follows from constants alone (small tensors)
 
+    weak = False  # a Python-number argument of a jitted function: adopts the dtype it meets (see math_ops)
+
     @property
     def graph(self) -> Graph:
         return self.op.graph
@@ -187,6 +189,7 @@ class Graph:
         self.seed = None
         self._collections: dict[str, list] = {}
         self._finalized = False
+        self.numpy_semantics = False  # set by jit tracing: Python operators follow numpy's dtype rules
 
     # -- scopes
     @contextlib.contextmanager

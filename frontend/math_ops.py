@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import builtins
 
+import numpy as np
+
 from fuseflow.frontend.core_ops import convert_to_tensor, make_op
 from fuseflow.frontend.graph import NeedsShape, Tensor
 from fuseflow.ir import dtypes as dt
@@ -61,7 +63,20 @@ def binary_inputs(x, y):
     else:
         y = convert_to_tensor(y)
         x = convert_to_tensor(x, preferred_dtype=y.dtype)
+    if x.weak != y.weak:
+        x, y = _adopt_weak(x, y)
     return x, y
+
+
+def _adopt_weak(x, y):
+    """A weak tensor (a Python-number argument of a jitted function) meets a typed one, as a Python number would.
+
+    It takes the other's dtype when its kind fits; otherwise numpy's rule decides (an int32 tensor
+    times a weak float is float64, as ``np.int32(2) * 2.5`` is).
+    """
+    strong, weak = (y, x) if x.weak else (x, y)
+    target = dt.as_dtype(np.result_type(strong.dtype.np, weak.dtype.np.type(0).item()))
+    return tuple(t if t.dtype == target else cast(t, target) for t in (x, y))
 
 
 def _binary(tf_type, ir_name):

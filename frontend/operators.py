@@ -109,10 +109,39 @@ OPERATORS = {
 }
 
 
+# In a graph traced by `fuseflow.jit` the operators follow numpy's dtype rules, as the numpy
+# functions there do (``int_tensor * 2.5`` is float64, as in numpy; TF1 refuses it).
+NUMPY_UFUNCS = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "truediv": np.true_divide,
+    "floordiv": np.floor_divide, "mod": np.remainder, "pow": np.power, "matmul": np.matmul,
+    "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
+    "and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor,
+    "neg": np.negative, "abs": np.absolute, "invert": np.logical_not,
+}
+
+
+def _with_numpy_rules(name: str, fn):
+    key = name.strip("_")
+    ufunc = NUMPY_UFUNCS.get(key[1:] if key.startswith("r") and key[1:] in NUMPY_UFUNCS else key)
+    if ufunc is None:
+        return fn
+    swap = key not in NUMPY_UFUNCS
+
+    def op(self, *other):
+        if not getattr(getattr(self, "graph", None), "numpy_semantics", False):
+            return fn(self, *other)
+        from fuseflow.frontend.numpy_api import apply_ufunc
+
+        operands = (*other, self) if swap else (self, *other)
+        return apply_ufunc(ufunc, "__call__", operands, {})
+
+    return op
+
+
 def install(cls) -> None:
     """Gives `cls` (Tensor, Variable) the Python operators."""
     for name, fn in OPERATORS.items():
-        setattr(cls, name, fn)
+        setattr(cls, name, _with_numpy_rules(name, fn))
 
 
 install(Tensor)

@@ -39,7 +39,7 @@ from fuseflow.frontend.core_ops import (  # noqa: F401
     placeholder,
 )
 from fuseflow.frontend.core_ops import tuple_ as tuple  # noqa: F401
-from fuseflow.frontend.gradients import gradients, jvp, stop_gradient  # noqa: F401
+from fuseflow.frontend.gradients import gradients, stop_gradient  # noqa: F401
 from fuseflow.frontend.graph import (  # noqa: F401
     Graph,
     Operation,
@@ -148,7 +148,9 @@ from fuseflow.ir.dtypes import (  # noqa
     uint8,
 )
 from fuseflow.ir.dtypes import bool_ as bool  # noqa: F401
+from fuseflow.jit import jit  # noqa: F401
 from fuseflow.session import ConfigProto, InteractiveSession, Session, get_default_session  # noqa: F401
+from fuseflow.transforms import grad, jvp, value_and_grad, vjp  # noqa: F401
 
 half, double = float16, float64
 newaxis = None

@@ -1,12 +1,14 @@
 """The ``fuseflow`` command line.
 
 ``fuseflow ir FILE.py:FUNC`` prints the IR of the graph FUNC builds (FUNC takes
-no arguments and returns its fetches) after the default pass pipeline;
+no arguments and returns its fetches, or is a ``@fuseflow.jit`` function whose
+argument types ``--shapes`` gives) after the default pass pipeline;
 ``fuseflow ir FILE.ffir`` parses textual IR, runs the pipeline and prints it.
 Ops are placed on this machine's devices (``on "/device:GPU:0"`` and
 ``copy_to_device`` ops appear when a GPU is present or requested).
 ``--before/--after PASS`` and ``--all`` show other stages, ``--format dot``
 writes Graphviz, ``--explain`` says why neighbouring ops were not fused.
+``fuseflow bench [--quick] [--only NAME,...]`` runs the benchmark harness (fuseflow.bench.harness).
 """
 
 from __future__ import annotations
@@ -63,16 +65,50 @@ def lower_graph(func):
     return lower(elements, feeds, state)
 
 
-def _input_module(target: str):
-    """The module to print and the devices its arguments and results live on (a .ffir: the host)."""
-    from fuseflow.ir.parser import parse_module
+def jit_module(func, shapes: str | None):
+    """The lowered IR of a `@fuseflow.jit` function for argument types such as ``"f32[?,784] f32[784,10]"``."""
+    from fuseflow.ir.parser import ParseError, parse_type
 
+    if not shapes:
+        raise UsageError(f"{func.__name__} is a @fuseflow.jit function: give its argument types with --shapes, "
+                         "e.g. --shapes 'f32[?,784] f32[784,10]'")
+    specs = []
+    for text in _split_types(shapes):
+        try:
+            specs.append(parse_type(text))
+        except ParseError as e:
+            raise UsageError(f"--shapes: {text!r}: {e}") from None
+    return func.lowered(*specs)
+
+
+def _split_types(text: str) -> list[str]:
+    """Types separated by spaces or by commas outside brackets."""
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        depth += (ch == "[") - (ch == "]")
+        if depth == 0 and ch in ", ":
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    return [p for p in parts + [current] if p]
+
+
+def _input_module(args):
+    """The module to print and the devices its arguments and results live on (.ffir, jit: the host)."""
+    from fuseflow.ir.parser import parse_module
+    from fuseflow.jit import JitFunction
+
+    target = args.target
     if target.endswith(".ffir"):
         if not os.path.isfile(target):
             raise UsageError(f"no such file: {target}")
         with open(target) as f:
             return parse_module(f.read()), (), ()
-    lowered = lower_graph(_load_function(target))
+    func = _load_function(target)
+    if isinstance(func, JitFunction):  # arguments arrive on the host, results go back there
+        return jit_module(func, args.shapes), (), ()
+    lowered = lower_graph(func)
     return lowered.module, lowered.arg_devices, lowered.result_devices
 
 
@@ -110,7 +146,7 @@ def cmd_ir(args) -> int:
     from fuseflow.passes.manager import PassManager
     from fuseflow.runtime.devices import placement
 
-    module, arg_devices, result_devices = _input_module(args.target)
+    module, arg_devices, result_devices = _input_module(args)
     verify(module)
     # This machine's devices, with soft placement: the IR shows where a session would run each op.
     config = SimpleNamespace(allow_soft_placement=True, log_device_placement=False)
@@ -133,6 +169,22 @@ def cmd_ir(args) -> int:
     return 0
 
 
+def _add_bench(sub) -> None:
+    """``fuseflow bench``: the harness owns its flags; an unknown workload is a usage error."""
+    from fuseflow.bench import harness
+
+    def cmd_bench(args) -> int:
+        try:
+            harness.run(args)
+        except harness.UnknownWorkload as e:
+            raise UsageError(str(e)) from None
+        return 0
+
+    bench = sub.add_parser("bench", help="benchmark fuseflow against numpy and the installed peers")
+    harness.add_arguments(bench)
+    bench.set_defaults(run=cmd_bench)
+
+
 def main(argv=None) -> int:
     from fuseflow.passes.manager import DEFAULT_PIPELINE
 
@@ -147,7 +199,10 @@ def main(argv=None) -> int:
     ir.add_argument("--pipeline", default=DEFAULT_PIPELINE, help=f"passes to run (default {DEFAULT_PIPELINE})")
     ir.add_argument("--format", choices=("text", "dot"), default="text", help="text IR or Graphviz dot")
     ir.add_argument("--explain", action="store_true", help="say why neighbouring ops were not fused")
+    ir.add_argument("--shapes", metavar="TYPES", help="argument types of a @fuseflow.jit FUNC, e.g. "
+                    "'f32[?,784] f32[784,10]' (? is any size)")
     ir.set_defaults(run=cmd_ir)
+    _add_bench(sub)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -89,13 +89,28 @@ class _Compiled:
         placement = devices.placement(config, lowered.arg_devices, lowered.result_devices)
         self.module = PassManager(placement=placement).run(lowered.module)
         self.epoch = -1
-        self.executable = Executable(self.module.main)
+        # a run that updates variables is a training step, run in a loop: worth a native driver
+        writes_variables = any(not isinstance(k, tuple) for k in lowered.state_out)
+        self.executable = Executable(self.module.main, native=writes_variables)
         self.n_fetch = sum(i is not None for i in lowered.fetch_index)
         results = self.module.main.results
         state_values = set(results[self.n_fetch:])
         # Results that alias the caller's, the executable's or the store's arrays are copied.
         self.copy = [self.executable.result_aliases[i] or (i < self.n_fetch and results[i] in state_values)
                      for i in range(len(results))]
+        self.any_copy = any(self.copy)
+        # every state value comes back with the shape it went in with: the store keeps its epoch
+        fn = self.module.main
+        shape_in = {k: v.type.shape for k, v in zip(lowered.state_in, fn.args[len(lowered.feeds):])}
+        self.same_state_shapes = all(shape_in.get(k) == v.type.shape
+                                     for k, v in zip(lowered.state_out, results[self.n_fetch:]))
+        # no state, nothing to copy, every fetch a tensor: `Session.execute` takes a short path
+        self.plain = (not lowered.state_in and not lowered.state_out and not any(self.copy)
+                      and lowered.fetch_index == list(range(len(results))))
+        # where each state argument is read, when some is on a device (None: all on the host)
+        n_feeds = len(lowered.feeds)
+        state_devices = self.executable.arg_devices[n_feeds:]
+        self.state_devices = state_devices if any(state_devices) else None
 
 
 class ConfigProto:
@@ -120,6 +135,7 @@ class Session:
         self.compile_count = 0
         self.compile_seconds = 0.0
         self._single: dict = {}
+        self._repeat: dict = {}  # (fetches, feed keys and array types) -> (compiled, feed keys in order, rebuild)
         self._epoch = 0  # advances when a stored value changes shape: executables then recheck theirs
         self._closed = False
 
@@ -146,6 +162,16 @@ class Session:
     # -- running
     def run(self, fetches, feed_dict=None, options=None, run_metadata=None):
         """Evaluates `fetches` (a tensor, op, name, or nested list/tuple/dict of them) given `feed_dict`."""
+        try:  # a repeat of an earlier run: same fetch object, same feed keys with arrays of the same type
+            key = (type(fetches), fetches, tuple([(k, v.shape, v.dtype) for k, v in feed_dict.items()]) if feed_dict else ())
+            compiled, order, rebuild = self._repeat[key]
+        except (KeyError, TypeError, AttributeError):
+            return self._run(fetches, feed_dict)
+        if compiled.epoch != self._epoch or self._closed:
+            return self._run(fetches, feed_dict)
+        return rebuild(self.execute(compiled, [feed_dict[k] for k in order]))
+
+    def _run(self, fetches, feed_dict):
         if self._closed:
             raise RuntimeError("Attempted to use a closed Session.")
         try:  # one fetch of a tensor, op or variable: its element list is remembered
@@ -159,10 +185,26 @@ class Session:
         key = (tuple(elements), tuple((t, a.shape, a.dtype.str) for t, a in feeds.items()))
         compiled = self._cache.get(key)
         if compiled is None or compiled.epoch != self._epoch and not self._state_matches(compiled):
-            compiled = self._compile(elements, feeds)
+            compiled = self.prepare(elements, feeds)
             self._cache[key] = compiled
         compiled.epoch = self._epoch
-        return rebuild(self._execute(compiled, feeds))
+        self._remember(fetches, feed_dict, compiled, feeds, rebuild)
+        return rebuild(self.execute(compiled, list(feeds.values())))
+
+    def _remember(self, fetches, feed_dict, compiled, feeds, rebuild) -> None:
+        """Lets `run` skip the feed checks when the same fetches are run with arrays of the same types."""
+        if not all(type(v) is np.ndarray and v is feeds[self.graph.as_graph_element(k)]
+                   for k, v in (feed_dict or {}).items()):
+            return  # a value was converted: it must be converted again each time
+        nested = (list, tuple, dict)
+        if isinstance(fetches, nested) and (type(fetches) is not tuple or any(isinstance(f, nested) for f in fetches)):
+            return  # only single fetches and flat tuples: a nested namedtuple would equal the plain tuple
+        try:
+            key = (type(fetches), fetches, tuple([(k, v.shape, v.dtype) for k, v in feed_dict.items()]) if feed_dict else ())
+            by_tensor = {self.graph.as_graph_element(k): k for k in (feed_dict or {})}
+            self._repeat[key] = (compiled, [by_tensor[t] for t in feeds], rebuild)
+        except TypeError:  # an unhashable fetch: no fast path
+            pass
 
     def _feeds(self, feed_dict) -> dict:
         feeds = {}
@@ -186,7 +228,8 @@ class Session:
                 return False
         return True
 
-    def _compile(self, elements, feeds) -> _Compiled:
+    def prepare(self, elements, feeds: dict) -> _Compiled:
+        """Lowers, optimises and compiles the run of `elements` with `feeds` {Tensor: array}."""
         start = time.perf_counter()
         feed_types = {t: TensorType(t.dtype, a.shape) for t, a in feeds.items()}
         compiled = _Compiled(lower(elements, feed_types, self._state_types()), self.config)
@@ -194,27 +237,28 @@ class Session:
         self.compile_seconds += time.perf_counter() - start
         return compiled
 
-    def _execute(self, compiled: _Compiled, feeds) -> list:
-        lowered = compiled.lowered
-        args = list(feeds.values())
-        for key in lowered.state_in:
-            args.append(self._resident(key, compiled.executable.arg_devices[len(args)]))
-        results = compiled.executable.run(args)
-        results = [devices.copy_value(r) if c else r for r, c in zip(results, compiled.copy)]
-        store = self._store
-        for key, value in zip(lowered.state_out, results[compiled.n_fetch:]):
-            old = store.get(key)
-            if old is None or old.shape != value.shape:
-                self._epoch += 1
-            store[key] = value
-        out = []
-        for i in lowered.fetch_index:
-            if i is None:
-                out.append(None)
-            else:
-                r = results[i]
-                out.append(r[()] if r.ndim == 0 else r)
-        return out
+    def execute(self, compiled: _Compiled, args: list) -> list:
+        """Runs `compiled` on the fed arrays `args` (in its feed order) and the store; commits the new state."""
+        if compiled.plain:
+            return [r[()] if r.ndim == 0 else r for r in compiled.executable.run(args)]
+        lowered, store = compiled.lowered, self._store
+        if compiled.state_devices:  # some state lives on a GPU: moved there once, kept there
+            state = [self._resident(k, d) for k, d in zip(lowered.state_in, compiled.state_devices)]
+        else:
+            state = [store[k] if k in store else np.zeros((), np.int64) for k in lowered.state_in]
+        results = compiled.executable.run([*args, *state])
+        if compiled.any_copy:
+            results = [devices.copy_value(r) if c else r for r, c in zip(results, compiled.copy)]
+        if compiled.same_state_shapes:
+            store.update(zip(lowered.state_out, results[compiled.n_fetch:]))
+        else:
+            for key, value in zip(lowered.state_out, results[compiled.n_fetch:]):
+                old = store.get(key)
+                if old is None or old.shape != value.shape:
+                    self._epoch += 1
+                store[key] = value
+        return [None if i is None else results[i][()] if results[i].ndim == 0 else results[i]
+                for i in lowered.fetch_index]
 
     def _resident(self, key, device):
         """The stored value of `key`, moved once to `device` (where this run reads it) and kept there."""

@@ -51,6 +51,14 @@ def parse_function(text: str) -> Function:
     return fn
 
 
+def parse_type(text: str) -> TensorType:
+    """Parses one tensor type such as ``f32[?,784]``."""
+    p = _Parser(text)
+    type_ = p.type()
+    p.expect_kind("eof", "end of input after the type")
+    return type_
+
+
 # ----------------------------------------------------------------------------- lexer
 
 _TOKENS = [

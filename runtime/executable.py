@@ -13,16 +13,26 @@ each argument is read (an argument that arrives elsewhere is moved there, and co
 
 from __future__ import annotations
 
+import os
 import sys
 
+import numpy as np
+
+from fuseflow.codegen.blas import BLAS, product_flops, single_thread_limit
+from fuseflow.codegen.driver import compile_driver
 from fuseflow.ir.core import Function, Op
 from fuseflow.ir.devices import is_gpu
 from fuseflow.ir.errors import InvalidArgumentError, OpError
-from fuseflow.runtime.blas import BLAS, product_flops, single_thread_limit
 from fuseflow.runtime.devices import kernel_for, move, new_buffer
 from fuseflow.runtime.memory import plan_buffers
 
 HOST_OPS = {"constant"}
+# Smaller results are cheaper to allocate anew than to check for recycling (0.16 vs 0.23 us).
+RECYCLE_MIN_BYTES = 1 << 16
+
+
+def _nbytes(t) -> int:
+    return int(np.prod(t.shape, dtype=np.int64)) * t.dtype.np.itemsize
 
 
 def _aliases_input(v) -> bool:
@@ -54,7 +64,7 @@ class Executable:
     Intermediate values live in buffers planned once (`plan_buffers`) and kept between runs.
     """
 
-    def __init__(self, fn: Function) -> None:
+    def __init__(self, fn: Function, native: bool = False) -> None:
         slot_of = {v: i for i, v in enumerate(fn.args)}
         template: list = [None] * len(fn.args)
         kernels = {op: kernel_for(op) for op in fn.ops[:-1] if op.name not in HOST_OPS}
@@ -75,8 +85,9 @@ class Executable:
                 into = None
                 if all(r in self.plan.buffer_of for r in op.results):
                     into = tuple(self.buffers[self.plan.buffer_of[r]] for r in op.results)
-                elif getattr(kernels[op], "writes_into", False) and all(r in results for r in op.results) \
-                        and not is_gpu(op.device):  # a device view does not hold its base: no refcount proof
+                elif (getattr(kernels[op], "writes_into", False) and all(r in results for r in op.results)
+                      and sum(_nbytes(r.type) for r in op.results) >= RECYCLE_MIN_BYTES
+                      and not is_gpu(op.device)):  # a device view does not hold its base: no refcount proof
                     self._last[len(self.steps)] = None  # its results may be recycled (see `_recycled`)
                 self.steps.append((kernels[op], ins, into, tuple(outs), op))
         self.template = template
@@ -89,7 +100,16 @@ class Executable:
         # Results that are arguments or constants (or views of them) alias the caller's or our own arrays.
         self.result_aliases = [_aliases_input(v) for v in fn.results]
 
-    def run(self, args) -> list:
+        # ``run(args)``: the result arrays of one run on `args` (every argument, in order)
+        self.run = _straight_line(self)
+        on_gpu = any(is_gpu(op.device) for op in fn.ops)  # the native driver calls host kernels only
+        self.driver = _driver(self, fn) if native and not on_gpu else None
+        if self.driver is not None:
+            self.run = _driven(self)
+        if self._moves:  # arguments that arrive on another device than their readers' move first
+            self.run = _moving(self._moves, self.run)
+
+    def _run_steps(self, args) -> list:
         if self.single_thread_blas is not None:
             BLAS.use(self.single_thread_blas)
         slots = self.template.copy()
@@ -125,3 +145,86 @@ class Executable:
         if last is not None and all(sys.getrefcount(a) == 3 for a in last):
             return last
         return None
+
+
+def _moving(moves, run):
+    """`run` preceded by moving each argument ``(index, device)`` of `moves` there (a no-op when it is)."""
+
+    def run_moved(args):
+        args = list(args)
+        for i, device in moves:
+            args[i] = move(args[i], device)
+        return run(args)
+
+    return run_moved
+
+
+def _straight_line(exe: Executable):
+    """`exe`'s steps as one generated Python function without the loop's bookkeeping.
+
+    A call costs a few hundred nanoseconds instead of the loop's microsecond or two, which is the
+    whole time of a small step. Any error falls back to `_run_steps`, which names the failing op
+    (kernels write only their own outputs, so running again is safe).
+    """
+    env = {"exe": exe, "BLAS": BLAS}
+    lines = ["def run(args):", "  try:"]
+    if exe.single_thread_blas is not None:
+        lines.append(f"    BLAS.use({exe.single_thread_blas})")
+    names = {i: f"a{i}" for i in range(exe.n_args)}
+    if exe.n_args:
+        lines.append(f"    {', '.join(names.values())}, = args")
+    for i, value in enumerate(exe.template):
+        if value is not None:
+            env[f"c{i}"] = value
+            names[i] = f"c{i}"
+    for k, (kernel, ins, into, outs, _op) in enumerate(exe.steps):
+        env[f"k{k}"] = kernel
+        call = f"k{k}({', '.join(names[i] for i in ins)}"
+        if into is not None:
+            env[f"o{k}"] = into
+            call += f", out=o{k}"
+        elif k in exe._last:
+            call += f", out=exe._recycled({k})"
+        lines.append(f"    r{k} = {call})")
+        if k in exe._last:
+            lines.append(f"    exe._last[{k}] = r{k}")
+        for j, slot in enumerate(outs):
+            names[slot] = f"r{k}[{j}]"
+    lines.append(f"    return [{', '.join(names[i] for i in exe.result_slots)}]")
+    lines += ["  except Exception:", "    return exe._run_steps(args)"]
+    exec("\n".join(lines) + "\n", env)  # noqa: S102  (our own generated source)
+    return env["run"]
+
+
+# An executable whose results hold more elements than this gains nothing from a native driver.
+DRIVER_MAX_ELEMENTS = 1 << 15
+
+
+def _driver(exe: Executable, fn: Function):
+    """A native driver for a small executable of two or more steps (`codegen.driver`), else None."""
+    values = [r for op in fn.ops[:-1] for r in op.results]
+    if len(exe.steps) < 2 or sum(int(np.prod(v.type.shape, dtype=np.int64)) for v in values) > DRIVER_MAX_ELEMENTS:
+        return None
+    if any(v.type.dtype.np == np.float16 or v.type.dtype.is_string for v in list(fn.args) + values):
+        return None
+    steps = [(kernel, ins, outs) for kernel, ins, _into, outs, _op in exe.steps]
+    arg_types = [(v.type.dtype.np, len(v.type.shape)) for v in fn.args]
+    try:
+        return compile_driver(steps, arg_types, exe.template, exe.result_slots)
+    except Exception:  # a driver is an optimisation: the steps still run (tests see the bug)
+        if os.environ.get("FUSEFLOW_VERIFY", "") not in ("", "0"):
+            raise
+        return None
+
+
+def _driven(exe: Executable):
+    """``run`` through the driver (its products are loops: no BLAS call, no thread setting)."""
+    driver, steps = exe.driver, exe._run_steps
+
+    def run(args):
+        try:
+            return list(driver(*args))
+        except Exception:  # noqa: BLE001  (a strided or read-only argument: the steps take it)
+            return steps(args)
+
+    return run

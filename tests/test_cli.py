@@ -94,3 +94,31 @@ def test_parse_error_gives_line_and_column(tmp_path, capsys):
     assert main(["ir", str(path)]) == 2
     err = capsys.readouterr().err
     assert "line 3, column 3: expected" in err and err.count("\n") == 1
+
+
+JITTED = textwrap.dedent('''
+    import numpy as np
+    import fuseflow
+
+    @fuseflow.jit
+    def layer(x, W, b):
+        return np.tanh(x @ W + b)
+''')
+
+
+def test_jit_function_with_shapes(tmp_path, capsys):
+    path = tmp_path / "jitted.py"
+    path.write_text(JITTED)
+    assert main(["ir", f"{path}:layer", "--shapes", "f32[?,784], f32[784,10] f32[10]"]) == 0
+    out = capsys.readouterr().out
+    assert "func @main(%0: f32[?,784], %1: f32[784,10], %2: f32[10]) -> (f32[?,10])" in out
+    assert out.count(" = matmul ") == 1 and out.count(" = fused ") == 1
+
+
+@pytest.mark.parametrize("shapes, message", [(None, "give its argument types with --shapes"),
+                                             ("f32[?,78", "--shapes: 'f32[?,78': line 1, column 9")])
+def test_jit_function_shape_errors(tmp_path, capsys, shapes, message):
+    path = tmp_path / "jitted.py"
+    path.write_text(JITTED)
+    assert main(["ir", f"{path}:layer"] + (["--shapes", shapes] if shapes else [])) == 2
+    assert message in capsys.readouterr().err

@@ -78,10 +78,11 @@ def test_results_the_caller_holds_are_never_recycled():
 
 
 def test_dropped_results_are_recycled():
-    x = tf.placeholder(tf.float32, [1 << 12])
+    n = 1 << 15  # large enough to be worth recycling (RECYCLE_MIN_BYTES)
+    x = tf.placeholder(tf.float32, [n])
     y = tf.exp(x)
     with tf.Session() as sess:
-        first = weakref.ref(sess.run(y, {x: np.zeros(1 << 12)}))
-        second = sess.run(y, {x: np.ones(1 << 12)})
+        first = weakref.ref(sess.run(y, {x: np.zeros(n)}))
+        second = sess.run(y, {x: np.ones(n)})
     assert second is first()  # the same array object, filled anew
     np.testing.assert_allclose(second, np.e)

@@ -39,6 +39,11 @@ class _Blas:
             self._defaults = [c.num_threads for c in self._controllers]
         return self._controllers
 
+    @property
+    def single(self) -> bool:
+        """Whether fuseflow set BLAS to one thread (then large products split across our workers)."""
+        return self._single
+
     def use(self, single: bool) -> None:
         """One BLAS thread (`single`) or the process's default; a no-op when already so."""
         if single == self._single:
