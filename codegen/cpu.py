@@ -30,6 +30,8 @@ BUILDERS: dict[str, Callable[[Op], Callable]] = {
     "argmin": reduce.compile_arg_reduction,
     **{name: compile_single for name in REDUCTIONS},
     **movement.BUILDERS,
+    # A host-to-host copy (the runtime moves values between devices with `fuseflow.codegen.cuda.copy_kernel`).
+    "copy_to_device": lambda op: lambda x: (x.copy(),),
     **{name: compile_single for name, d in OPS.items() if d.category == "elementwise"},
 }
 

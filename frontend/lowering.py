@@ -19,6 +19,7 @@ from fuseflow.frontend.graph import Operation, Tensor
 from fuseflow.ir import dtypes as dt
 from fuseflow.ir.builder import Builder
 from fuseflow.ir.core import Module, Op
+from fuseflow.ir.devices import HOST, canonical
 from fuseflow.ir.errors import FailedPreconditionError, InvalidArgumentError
 from fuseflow.ir.types import TensorType, format_shape
 
@@ -32,6 +33,23 @@ class Lowered:
     state_in: list       # state keys (Variable or random-counter key) of the remaining arguments
     fetch_index: list    # per fetch element: index into the results, or None for an Operation
     state_out: list      # state keys of the results after the fetches
+
+    @property
+    def arg_devices(self) -> tuple:
+        """Device requests of the arguments: feeds arrive on the host; variables live on their device."""
+        return tuple([HOST] * len(self.feeds) + [state_device(k) for k in self.state_in])
+
+    @property
+    def result_devices(self) -> tuple:
+        """Device requests of the results: fetches go to the host; new variable values to their device."""
+        n_fetch = sum(i is not None for i in self.fetch_index)
+        return tuple([HOST] * n_fetch + [state_device(k) for k in self.state_out])
+
+
+def state_device(key) -> str:
+    """Where a state value lives: a variable on its own device request ("" = the default device, a GPU
+    when one is present), a random-op counter on the host (random ops run there)."""
+    return HOST if isinstance(key, tuple) else canonical(key.op.device)
 
 
 class LoweringBuilder(Builder):
@@ -154,7 +172,7 @@ def lower(fetches, feed_types: dict, state_types: dict) -> Lowered:
     for op in _schedule(needed_ops(fetches, values), values):
         if op.type == "VariableV2":
             continue
-        b.loc = op.loc
+        b.loc, b.device = op.loc, canonical(op.device)
         try:
             results = op.lower(b, *[value_of(t) for t in op.inputs], **op.attrs)
         except (ValueError, TypeError, IndexError) as e:

@@ -149,7 +149,7 @@ from fuseflow.ir.dtypes import (  # noqa
 )
 from fuseflow.ir.dtypes import bool_ as bool  # noqa: F401
 from fuseflow.jit import jit  # noqa: F401
-from fuseflow.session import InteractiveSession, Session, get_default_session  # noqa: F401
+from fuseflow.session import ConfigProto, InteractiveSession, Session, get_default_session  # noqa: F401
 from fuseflow.transforms import grad, jvp, value_and_grad, vjp  # noqa: F401
 
 half, double = float16, float64

@@ -4,6 +4,8 @@
 no arguments and returns its fetches, or is a ``@fuseflow.jit`` function whose
 argument types ``--shapes`` gives) after the default pass pipeline;
 ``fuseflow ir FILE.ffir`` parses textual IR, runs the pipeline and prints it.
+Ops are placed on this machine's devices (``on "/device:GPU:0"`` and
+``copy_to_device`` ops appear when a GPU is present or requested).
 ``--before/--after PASS`` and ``--all`` show other stages, ``--format dot``
 writes Graphviz, ``--explain`` says why neighbouring ops were not fused.
 ``fuseflow bench [--quick] [--only NAME,...]`` runs the benchmark harness (fuseflow.bench.harness).
@@ -15,6 +17,7 @@ import argparse
 import importlib.util
 import os
 import sys
+from types import SimpleNamespace
 
 from fuseflow.ir.types import TensorType
 
@@ -41,8 +44,8 @@ def _load_function(spec: str):
     return getattr(module, name)
 
 
-def graph_module(func):
-    """Builds FUNC's graph and lowers its fetches, feeding every placeholder with its static type."""
+def lower_graph(func):
+    """Builds FUNC's graph and lowers its fetches (a `Lowered`), feeding every placeholder with its static type."""
     import fuseflow as tf
     from fuseflow.frontend.lowering import lower, needed_ops
     from fuseflow.session import _flatten
@@ -59,7 +62,7 @@ def graph_module(func):
             raise UsageError(f"placeholder '{t.op.name}' has an unknown rank: give it a shape to print its IR")
     state = {op.outputs[0].variable: op.outputs[0].type for op in ops if op.type == "VariableV2"}
     state = {v: TensorType(t.dtype, t.shape) for v, t in state.items()}
-    return lower(elements, feeds, state).module
+    return lower(elements, feeds, state)
 
 
 def jit_module(func, shapes: str | None):
@@ -92,6 +95,7 @@ def _split_types(text: str) -> list[str]:
 
 
 def _input_module(args):
+    """The module to print and the devices its arguments and results live on (.ffir, jit: the host)."""
     from fuseflow.ir.parser import parse_module
     from fuseflow.jit import JitFunction
 
@@ -100,11 +104,12 @@ def _input_module(args):
         if not os.path.isfile(target):
             raise UsageError(f"no such file: {target}")
         with open(target) as f:
-            return parse_module(f.read())
+            return parse_module(f.read()), (), ()
     func = _load_function(target)
-    if isinstance(func, JitFunction):
-        return jit_module(func, args.shapes)
-    return graph_module(func)
+    if isinstance(func, JitFunction):  # arguments arrive on the host, results go back there
+        return jit_module(func, args.shapes), (), ()
+    lowered = lower_graph(func)
+    return lowered.module, lowered.arg_devices, lowered.result_devices
 
 
 def _stages_to_show(args, names) -> list[str]:
@@ -125,7 +130,8 @@ def _explain(stages) -> str:
     """Comment lines: for each producer->consumer edge between kernels, why it was not fused."""
     from fuseflow.passes.fuse import explain_unfused, find_groups
 
-    before = dict(stages).get("dce") or stages[-1][1]
+    named = dict(stages)
+    before = named.get("place") or named.get("dce") or stages[-1][1]
     lines = []
     for fn in before.functions.values():
         for p, c, why in explain_unfused(fn, find_groups(fn)):
@@ -138,11 +144,15 @@ def cmd_ir(args) -> int:
     from fuseflow.ir.printer import print_module
     from fuseflow.ir.verifier import verify
     from fuseflow.passes.manager import PassManager
+    from fuseflow.runtime.devices import placement
 
-    module = _input_module(args)
+    module, arg_devices, result_devices = _input_module(args)
     verify(module)
+    # This machine's devices, with soft placement: the IR shows where a session would run each op.
+    config = SimpleNamespace(allow_soft_placement=True, log_device_placement=False)
     try:
-        manager = PassManager(args.pipeline, verify=True, keep_stages=True)
+        manager = PassManager(args.pipeline, verify=True, keep_stages=True,
+                              placement=placement(config, arg_devices, result_devices))
     except ValueError as e:
         raise UsageError(str(e)) from None
     manager.run(module)

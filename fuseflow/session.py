@@ -6,6 +6,12 @@ lowers the needed part of the graph to IR and compiles it into an
 `Executable`; later runs only check the feeds and execute. Variable values (and
 random-op counters) live in the session's store and are replaced only after
 every step of a run has succeeded.
+
+Placement follows the session's config (TF's ``allow_soft_placement`` and
+``log_device_placement``): ops run on the device their ``tf.device`` scope asks
+for, or on the GPU by default when one is present (`fuseflow.runtime.devices`).
+A variable stays on its device between runs (the store holds device arrays);
+fetches come back as numpy arrays.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from fuseflow.frontend.graph import Operation, Tensor, get_default_graph
 from fuseflow.frontend.lowering import COUNTER_TYPE, lower
 from fuseflow.ir.types import TensorType, format_shape, shapes_compatible
 from fuseflow.passes.manager import PassManager
+from fuseflow.runtime import devices
 from fuseflow.runtime.executable import Executable
 
 _local = threading.local()
@@ -77,9 +84,10 @@ def _feed_array(t: Tensor, value) -> np.ndarray:
 class _Compiled:
     """One signature's executable and the meaning of its arguments and results."""
 
-    def __init__(self, lowered) -> None:
+    def __init__(self, lowered, config=None) -> None:
         self.lowered = lowered
-        self.module = PassManager().run(lowered.module)
+        placement = devices.placement(config, lowered.arg_devices, lowered.result_devices)
+        self.module = PassManager(placement=placement).run(lowered.module)
         self.epoch = -1
         # a run that updates variables is a training step, run in a loop: worth a native driver
         writes_variables = any(not isinstance(k, tuple) for k in lowered.state_out)
@@ -99,6 +107,21 @@ class _Compiled:
         # no state, nothing to copy, every fetch a tensor: `Session.execute` takes a short path
         self.plain = (not lowered.state_in and not lowered.state_out and not any(self.copy)
                       and lowered.fetch_index == list(range(len(results))))
+        # where each state argument is read, when some is on a device (None: all on the host)
+        n_feeds = len(lowered.feeds)
+        state_devices = self.executable.arg_devices[n_feeds:]
+        self.state_devices = state_devices if any(state_devices) else None
+
+
+class ConfigProto:
+    """TF1's session configuration. fuseflow reads ``allow_soft_placement`` (a GPU request that cannot be
+    met falls back to the CPU instead of failing) and ``log_device_placement`` (print each op's device);
+    other TF fields are accepted and kept, without effect."""
+
+    def __init__(self, allow_soft_placement: bool = False, log_device_placement: bool = False, **fields) -> None:
+        self.allow_soft_placement = allow_soft_placement
+        self.log_device_placement = log_device_placement
+        self.__dict__.update(fields)
 
 
 class Session:
@@ -209,7 +232,7 @@ class Session:
         """Lowers, optimises and compiles the run of `elements` with `feeds` {Tensor: array}."""
         start = time.perf_counter()
         feed_types = {t: TensorType(t.dtype, a.shape) for t, a in feeds.items()}
-        compiled = _Compiled(lower(elements, feed_types, self._state_types()))
+        compiled = _Compiled(lower(elements, feed_types, self._state_types()), self.config)
         self.compile_count += 1
         self.compile_seconds += time.perf_counter() - start
         return compiled
@@ -219,10 +242,13 @@ class Session:
         if compiled.plain:
             return [r[()] if r.ndim == 0 else r for r in compiled.executable.run(args)]
         lowered, store = compiled.lowered, self._store
-        args = [*args, *[store[k] if k in store else np.zeros((), np.int64) for k in lowered.state_in]]
-        results = compiled.executable.run(args)
+        if compiled.state_devices:  # some state lives on a GPU: moved there once, kept there
+            state = [self._resident(k, d) for k, d in zip(lowered.state_in, compiled.state_devices)]
+        else:
+            state = [store[k] if k in store else np.zeros((), np.int64) for k in lowered.state_in]
+        results = compiled.executable.run([*args, *state])
         if compiled.any_copy:
-            results = [r.copy() if c else r for r, c in zip(results, compiled.copy)]
+            results = [devices.copy_value(r) if c else r for r, c in zip(results, compiled.copy)]
         if compiled.same_state_shapes:
             store.update(zip(lowered.state_out, results[compiled.n_fetch:]))
         else:
@@ -233,6 +259,16 @@ class Session:
                 store[key] = value
         return [None if i is None else results[i][()] if results[i].ndim == 0 else results[i]
                 for i in lowered.fetch_index]
+
+    def _resident(self, key, device):
+        """The stored value of `key`, moved once to `device` (where this run reads it) and kept there."""
+        value = self._store[key] if key in self._store else np.zeros((), np.int64)
+        if device:
+            moved = devices.move(value, device)
+            if moved is not value and key in self._store:
+                self._store[key] = moved
+            value = moved
+        return value
 
     def load_variable(self, var, value) -> None:
         arr = np.asarray(value, dtype=var.dtype.np)

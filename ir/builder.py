@@ -24,6 +24,7 @@ class Builder:
     def __init__(self, arg_types=()) -> None:
         self.block = Block(arg_types)
         self.loc = Loc()
+        self.device = ""  # given to every op built, as `loc` is
         self._known: dict[Value, np.ndarray] = {}
 
     @property
@@ -39,7 +40,7 @@ class Builder:
     def op(self, name: str, *operands: Value, regions=(), **attrs):
         opdef = opdefs.get(name)
         types = opdef.type_rule(tuple(v.type for v in operands), attrs, name)
-        op = Op(name, operands, attrs, types, regions, self.loc)
+        op = Op(name, operands, attrs, types, regions, self.loc, self.device)
         self.block.ops.append(op)
         return op.results[0] if len(op.results) == 1 else op.results
 

@@ -102,12 +102,20 @@ class Block:
 
 
 class Op:
-    """One operation: ``results = name(operands) {attrs} regions``; immutable once built."""
+    """One operation: ``results = name(operands) {attrs} regions``; immutable once built.
 
-    __slots__ = ("attrs", "loc", "name", "operands", "regions", "results")
+    `device` is a canonical device name (`fuseflow.ir.devices`) or ``""``: before the ``place``
+    pass it is what the user's ``device`` scope asked for, afterwards where the op runs (``""``
+    everywhere when a function runs wholly on the host CPU).
+    """
 
-    def __init__(self, name: str, operands, attrs: dict, result_types, regions=(), loc: Loc | None = None):
+    __slots__ = ("attrs", "device", "loc", "name", "operands", "regions", "results")
+
+    def __init__(self, name: str, operands, attrs: dict, result_types, regions=(), loc: Loc | None = None,
+                 device: str = ""):
         self.name = name
+        # Before placement: the device the user asked for ("" = no request); after: where it runs.
+        self.device = device
         self.operands = tuple(operands)
         self.attrs = {k: freeze_attr(attrs[k]) for k in sorted(attrs)}
         self.results = tuple(Value(t, self, i) for i, t in enumerate(result_types))

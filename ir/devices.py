@@ -76,3 +76,29 @@ class DeviceSpec:
 
     def __str__(self) -> str:
         return self.to_string()
+
+
+HOST = "/device:CPU:0"
+LOCAL_TASK = "/job:localhost/replica:0/task:0"
+
+
+def canonical(name) -> str:
+    """The short name the IR records, ``/device:GPU:0``; ``""`` for a spec that names no device type.
+
+    Job, replica and task are dropped: every device of a run belongs to the local task. An
+    unspecified index is 0.
+    """
+    spec = DeviceSpec.parse(name)
+    if spec.device_type is None:
+        return ""
+    return f"/device:{spec.device_type}:{spec.device_index or 0}"
+
+
+def full_name(name) -> str:
+    """TF's full name of a device, ``/job:localhost/replica:0/task:0/device:GPU:0`` (the host for ``""``)."""
+    return LOCAL_TASK + (canonical(name) or HOST)
+
+
+def is_gpu(name) -> bool:
+    """True when `name` is a GPU."""
+    return DeviceSpec.parse(name).device_type == "GPU"

@@ -218,6 +218,19 @@ def _constant_rule(types, attrs, name):
 define("constant", "data-movement", _constant_rule, lambda value: value, attrs=("value",), arity=0,
        doc="A literal tensor held in the ``value`` attribute.")
 
+def _copy_rule(types, attrs, name):
+    from fuseflow.ir.devices import DeviceSpec
+
+    spec = DeviceSpec.parse(attrs["device"])  # a bad name is an error here, not at run time
+    if spec.device_type is None:
+        raise ValueError(f"{name}: the target device {attrs['device']!r} names no device type")
+    return (types[0],)
+
+
+define("copy_to_device", "data-movement", _copy_rule, lambda x, device: x.copy(), attrs=("device",), arity=1,
+       doc="The operand, copied to ``device`` (e.g. ``/device:GPU:0``): the only op that reads a value on one "
+           "device and defines it on another. The ``place`` pass inserts it; its gradient is the copy back.")
+
 # ----------------------------------------------------------------------------- random numbers
 # Counter-based: element i of a draw is a hash of (seed, seed2, counter, i), so a kernel can
 # compute any element independently and the numpy reference gives the same bits.

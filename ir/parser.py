@@ -249,11 +249,15 @@ class _Parser:
                 name_tok.col,
                 f"expected {len(result_toks)} result type(s) for {name}, one per result, found {len(types)}",
             )
+        device = ""
+        if self.at("on") and self.peek(1).kind == "string":
+            self.next()
+            device = json.loads(self.next().text)
         loc = self.loc() if self.at("loc") and self.peek(1).text == "(" else None
         regions = []
         while self.at("{") and self.peek(1).kind == "label":
             regions.append(self.region())
-        op = Op(name, operands, attrs, types, regions, loc)
+        op = Op(name, operands, attrs, types, regions, loc, device)
         for tok, value in zip(result_toks, op.results):
             self.define(tok, value)
         return op

@@ -15,6 +15,9 @@ text. The parser (`fuseflow.ir.parser`) reads this form back exactly::
       return %3
     }
 
+An op placed on a device ends with ``on "/device:GPU:0"`` after its types (see
+`fuseflow.ir.devices`); an op without a device prints nothing there.
+
 Attribute values: ints, floats (``repr``, so ``1.0`` stays a float and reads
 back bit-exactly; ``inf``, ``-inf``, ``nan``), ``true``/``false``, ``none``,
 quoted strings, ``b"..."`` bytes, dtypes by short name (``f32``), tuples as
@@ -103,6 +106,8 @@ class FunctionPrinter:
             text += " " + format_attrs(op.attrs)
         if op.results:
             text += " : " + ", ".join(str(v.type) for v in op.results)
+        if op.device:
+            text += " on " + format_string(op.device)
         if op.loc != Loc():
             text += " " + format_loc(op.loc)
         return text

@@ -11,13 +11,15 @@ function, the offending op (as its printed line) and the problem. It checks:
 - every op is in the op table, has exactly the attributes its `OpDef` lists,
   the operand count of its arity, and the result types its type rule computes;
 - a ``fused`` op has one region whose arguments have the operand types and whose
-  ``yield`` operands have the result types.
+  ``yield`` operands have the result types;
+- an op's ``device``, when set, is a device name (`fuseflow.ir.devices`).
 """
 
 from __future__ import annotations
 
 from fuseflow.ir import opdefs
 from fuseflow.ir.core import Block, Function, Module, Op
+from fuseflow.ir.devices import DeviceSpec
 from fuseflow.ir.printer import FunctionPrinter
 
 TYPE_RULE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)  # bad operands or attrs
@@ -97,6 +99,10 @@ class _FunctionVerifier:
             raise self.fail(op, f"missing attribute(s) {', '.join(missing)}")
         if extra:
             raise self.fail(op, f"unexpected attribute(s) {', '.join(extra)}")
+        try:
+            DeviceSpec.parse(op.device)
+        except (ValueError, TypeError) as e:
+            raise self.fail(op, f"bad device: {e}") from None
         if op.name == "fused":
             self.fused(op)
             return

@@ -1,7 +1,7 @@
 """cse: common subexpression elimination.
 
 Guarantees afterwards: no two ops of a block have the same name, attributes,
-result types and operands (operands of commutative ops compared as a set);
+result types, device and operands (operands of commutative ops compared as a set);
 equal constants are one op. Stateful ops (random numbers) and ops with regions
 never merge.
 """
@@ -18,7 +18,7 @@ def _key(op: Op, operands):
     if OPS[op.name].commutative:
         ids = tuple(sorted(ids))
     attrs = tuple((k, attr_key(v)) for k, v in op.attrs.items())
-    return (op.name, ids, attrs, tuple(r.type for r in op.results))
+    return (op.name, ids, attrs, tuple(r.type for r in op.results), op.device)
 
 
 def cse_function(fn: Function) -> Function:

@@ -335,6 +335,19 @@ def _jvp_concat(b, op, ts):
     return b.op("concat", *parts, **op.attrs)
 
 
+@rule(VJP, "copy_to_device")
+def _vjp_copy(b, op, ct):
+    # The cotangent goes back where the operand lives (the host when its producer is unplaced).
+    source = op.operands[0].owner
+    back = getattr(source, "device", "") or "/device:CPU:0"
+    return [b.op("copy_to_device", ct, device=back)]
+
+
+@rule(JVP, "copy_to_device")
+def _jvp_copy(b, op, ts):
+    return b.op("copy_to_device", ts[0], **op.attrs)
+
+
 for _name in PARTIALS:
     VJP[_name] = vjp_elementwise
     JVP[_name] = jvp_elementwise

@@ -15,6 +15,8 @@ Rules (guarantees afterwards):
   one group.
 - Contractions, data movement, random numbers and argmax/argmin stay as they
   are; a matmul's elementwise epilogue is one group after it.
+- A group never spans devices: its members share one ``device``, which the
+  ``fused`` op keeps (a cross-device edge is a ``copy_to_device``, never fused).
 - Every group is convex: no path leaves it and comes back. Values a group
   defines that anything outside it uses are the fused op's results
   (multi-output); nothing is computed twice. Small constants are copied into
@@ -181,6 +183,8 @@ def find_groups(fn: Function) -> _Groups:
 
 def _legal(g: _Groups, op: Op, gids) -> bool:
     ops = [op] + [m for gid in gids for m in g.members(gid)]
+    if len({m.device for m in ops}) > 1:  # one kernel runs on one device
+        return False
     return group_domain(ops) is not None and g.convex(set(ops)) and g.acyclic_with(ops)
 
 
@@ -216,6 +220,8 @@ def _edge_reason(p: Op, c: Op, g: _Groups) -> str:
             if category == "contraction":
                 return f"'{side.name}' is a library call (BLAS); only its elementwise epilogue fuses"
             return f"'{side.name}' ({category}) is not fused"
+    if p.device != c.device:
+        return f"on different devices: {p.device or 'host'} vs {c.device or 'host'}"
     both = _group_or_self(g, p) + _group_or_self(g, c)
     if not g.convex(set(both)):
         return "fusing the two kernels would make a path leave the kernel and come back (not convex)"
@@ -290,7 +296,8 @@ def _emit_group(b: Builder, ops: list[Op], mapping: dict, used_outside) -> None:
         block.ops.append(new)
         inner.update(zip(op.results, new.results))
     block.ops.append(Op("yield", [inner[r] for r in outputs], {}, ()))
-    fused = Op("fused", [mapping[v] for v in inputs], {}, [r.type for r in outputs], (block,), ops[-1].loc)
+    fused = Op("fused", [mapping[v] for v in inputs], {}, [r.type for r in outputs], (block,), ops[-1].loc,
+               ops[-1].device)
     b.block.ops.append(fused)
     mapping.update(zip(outputs, fused.results))
 
@@ -313,7 +320,7 @@ def fuse_function(fn: Function) -> Function:
     for unit in _units(fn, g):
         if len(unit) == 1:
             op = unit[0]
-            b.loc = op.loc
+            b.loc, b.device = op.loc, op.device
             mapping.update(zip(op.results, clone(b, op, [mapping[v] for v in op.operands])))
             continue
         members = set(unit)

@@ -18,6 +18,7 @@ from fuseflow.passes.cse import cse
 from fuseflow.passes.dce import dce
 from fuseflow.passes.fold import fold
 from fuseflow.passes.fuse import fuse
+from fuseflow.passes.place import Placement, place
 from fuseflow.passes.simplify import simplify
 
 PASSES = {
@@ -26,10 +27,11 @@ PASSES = {
     "fold": fold,
     "cse": cse,
     "dce": dce,
+    "place": place,  # takes the manager's `Placement` (the host alone by default)
     "fuse": fuse,
 }
 
-DEFAULT_PIPELINE = "autodiff,simplify,fold,cse,dce,fuse"
+DEFAULT_PIPELINE = "autodiff,simplify,fold,cse,dce,place,fuse"
 
 
 def parse_pipeline(text: str) -> list[str]:
@@ -43,8 +45,10 @@ def parse_pipeline(text: str) -> list[str]:
 class PassManager:
     """Runs a pipeline; verifies between passes when asked; can keep the IR after each pass."""
 
-    def __init__(self, pipeline: str = DEFAULT_PIPELINE, verify: bool | None = None, keep_stages: bool = False):
+    def __init__(self, pipeline: str = DEFAULT_PIPELINE, verify: bool | None = None, keep_stages: bool = False,
+                 placement: Placement | None = None):
         self.names = parse_pipeline(pipeline)
+        self.placement = placement or Placement()
         self.verify = os.environ.get("FUSEFLOW_VERIFY", "") not in ("", "0") if verify is None else verify
         self.keep_stages = keep_stages
         self.stages: list[tuple[str, Module]] = []
@@ -53,7 +57,7 @@ class PassManager:
         if self.keep_stages:
             self.stages = [("input", module)]
         for name in self.names:
-            module = PASSES[name](module)
+            module = place(module, self.placement) if name == "place" else PASSES[name](module)
             if self.verify:
                 try:
                     verify_module(module)

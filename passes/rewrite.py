@@ -16,8 +16,8 @@ from fuseflow.ir.core import Function, Module, Op, Value
 
 
 def clone(b: Builder, op: Op, operands) -> tuple:
-    """Appends a copy of `op` over `operands` (same attrs, result types, regions and location)."""
-    new = Op(op.name, operands, op.attrs, [r.type for r in op.results], op.regions, op.loc)
+    """Appends a copy of `op` over `operands` (same attrs, result types, regions, location and device)."""
+    new = Op(op.name, operands, op.attrs, [r.type for r in op.results], op.regions, op.loc, op.device)
     b.block.ops.append(new)
     return new.results
 
@@ -28,7 +28,7 @@ def rewrite_function(fn: Function, rule: Callable | None) -> Function:
     mapping: dict[Value, Value] = dict(zip(fn.args, b.args))
     for op in fn.ops[:-1]:
         operands = tuple(mapping[v] for v in op.operands)
-        b.loc = op.loc
+        b.loc, b.device = op.loc, op.device
         out = rule(b, op, operands) if rule else None
         if out is None:
             out = clone(b, op, operands)

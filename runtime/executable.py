@@ -4,6 +4,11 @@ Slots ``0..n_args-1`` hold the arguments, constants are placed in their slots
 once at compile time, and each step reads its input slots and fills its output
 slots. `run` returns the result slots; it never touches state itself (the
 session commits new variable values only after `run` returned).
+
+A placed function runs each op on its device (`fuseflow.runtime.devices.kernel_for`): GPU
+values are device arrays, ``copy_to_device`` steps move values, and `arg_devices` says where
+each argument is read (an argument that arrives elsewhere is moved there, and counted in
+`fuseflow.runtime.devices.TRANSFERS`).
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import sys
 import numpy as np
 
 from fuseflow.codegen.blas import BLAS, product_flops, single_thread_limit
-from fuseflow.codegen.cpu import compile_op
 from fuseflow.codegen.driver import compile_driver
 from fuseflow.ir.core import Function, Op
+from fuseflow.ir.devices import is_gpu
 from fuseflow.ir.errors import InvalidArgumentError, OpError
+from fuseflow.runtime.devices import kernel_for, move, new_buffer
 from fuseflow.runtime.memory import plan_buffers
 
 HOST_OPS = {"constant"}
@@ -37,6 +43,21 @@ def _aliases_input(v) -> bool:
     return not isinstance(op, Op) or op.name in HOST_OPS
 
 
+def _constant(op: Op):
+    """A constant's value where its op was placed: uploaded once, at compile time, for a GPU."""
+    value = op.attrs["value"]
+    return move(value, op.device) if is_gpu(op.device) else value
+
+
+def _read_on(fn: Function, arg):
+    """The device an argument's users run on (placement gives them all one), or None: as it comes
+    (only copies or the return read it)."""
+    for op in fn.ops[:-1]:
+        if arg in op.operands and op.name != "copy_to_device":
+            return op.device
+    return None
+
+
 class Executable:
     """Steps ``(kernel, input slots, output buffers or None, output slots, op)`` plus the result slots.
 
@@ -46,9 +67,10 @@ class Executable:
     def __init__(self, fn: Function, native: bool = False) -> None:
         slot_of = {v: i for i, v in enumerate(fn.args)}
         template: list = [None] * len(fn.args)
-        kernels = {op: compile_op(op) for op in fn.ops[:-1] if op.name not in HOST_OPS}
+        kernels = {op: kernel_for(op) for op in fn.ops[:-1] if op.name not in HOST_OPS}
         self.plan = plan_buffers(fn, lambda op: getattr(kernels.get(op), "writes_into", False))
-        self.buffers = [np.empty(shape, dtype) for shape, dtype in self.plan.buffers]
+        self.buffers = [new_buffer(shape, dtype, device)
+                        for (shape, dtype), device in zip(self.plan.buffers, self.plan.devices)]
         self.steps = []
         results = set(fn.results)
         self._last: dict = {}  # step index -> the result arrays it returned last run
@@ -57,35 +79,43 @@ class Executable:
             for r in op.results:
                 slot_of[r] = len(template)
                 outs.append(len(template))
-                template.append(op.attrs["value"] if op.name in HOST_OPS else None)
+                template.append(_constant(op) if op.name in HOST_OPS else None)
             if op.name not in HOST_OPS:
                 ins = tuple(slot_of[v] for v in op.operands)
                 into = None
                 if all(r in self.plan.buffer_of for r in op.results):
                     into = tuple(self.buffers[self.plan.buffer_of[r]] for r in op.results)
                 elif (getattr(kernels[op], "writes_into", False) and all(r in results for r in op.results)
-                      and sum(_nbytes(r.type) for r in op.results) >= RECYCLE_MIN_BYTES):
+                      and sum(_nbytes(r.type) for r in op.results) >= RECYCLE_MIN_BYTES
+                      and not is_gpu(op.device)):  # a device view does not hold its base: no refcount proof
                     self._last[len(self.steps)] = None  # its results may be recycled (see `_recycled`)
                 self.steps.append((kernels[op], ins, into, tuple(outs), op))
         self.template = template
         products = [product_flops(op) for op in fn.ops if op.name == "matmul"]
         self.single_thread_blas = max(products) < single_thread_limit() if products else None
         self.n_args = len(fn.args)
+        self.arg_devices = [_read_on(fn, a) for a in fn.args]
+        self._moves = [(i, d) for i, d in enumerate(self.arg_devices) if d]  # "": an all-host function
         self.result_slots = [slot_of[v] for v in fn.results]
         # Results that are arguments or constants (or views of them) alias the caller's or our own arrays.
         self.result_aliases = [_aliases_input(v) for v in fn.results]
 
         # ``run(args)``: the result arrays of one run on `args` (every argument, in order)
         self.run = _straight_line(self)
-        self.driver = _driver(self, fn) if native else None
+        on_gpu = any(is_gpu(op.device) for op in fn.ops)  # the native driver calls host kernels only
+        self.driver = _driver(self, fn) if native and not on_gpu else None
         if self.driver is not None:
             self.run = _driven(self)
+        if self._moves:  # arguments that arrive on another device than their readers' move first
+            self.run = _moving(self._moves, self.run)
 
     def _run_steps(self, args) -> list:
         if self.single_thread_blas is not None:
             BLAS.use(self.single_thread_blas)
         slots = self.template.copy()
         slots[: self.n_args] = args
+        for i, device in self._moves:
+            slots[i] = move(slots[i], device)
         for k, (kernel, ins, into, outs, op) in enumerate(self.steps):
             if into is None and k in self._last:
                 into = self._recycled(k)
@@ -115,6 +145,18 @@ class Executable:
         if last is not None and all(sys.getrefcount(a) == 3 for a in last):
             return last
         return None
+
+
+def _moving(moves, run):
+    """`run` preceded by moving each argument ``(index, device)`` of `moves` there (a no-op when it is)."""
+
+    def run_moved(args):
+        args = list(args)
+        for i, device in moves:
+            args[i] = move(args[i], device)
+        return run(args)
+
+    return run_moved
 
 
 def _straight_line(exe: Executable):

@@ -7,12 +7,13 @@ nor an argument or constant. A buffer returns to the free pool after the last
 use of the value it holds (a ``reshape`` view keeps its operand's buffer alive
 as long as the view is used), and the next value of the same shape and dtype
 takes it. Buffers live as long as the executable, so a run allocates only its
-results.
+results. Values on different devices never share a buffer (`BufferPlan.devices`
+says where each buffer lives).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fuseflow.ir.core import Function, Value
 
@@ -21,10 +22,12 @@ VIEW_OPS = {"reshape"}
 
 @dataclass
 class BufferPlan:
-    """``buffer_of[value] = i``; ``buffers[i] = (shape, numpy dtype)``."""
+    """``buffer_of[value] = i``; ``buffers[i] = (shape, numpy dtype)``; ``devices[i]``: the device of
+    the ops writing it (``""``: the host)."""
 
     buffer_of: dict
     buffers: list
+    devices: list = field(default_factory=list)
 
     @property
     def planned_values(self) -> int:
@@ -62,20 +65,23 @@ def plan_buffers(fn: Function, writes_into) -> BufferPlan:
     free: dict[tuple, list[int]] = {}
     buffer_of: dict[Value, int] = {}
     buffers: list = []
+    devices: list = []
     dying: dict[int, list] = {}
     for i, op in enumerate(fn.ops[:-1]):
         if writes_into(op):
             for r in op.results:
                 if r in results or r not in last:
                     continue
-                key = (r.type.shape, r.type.dtype.np)
+                key = (r.type.shape, r.type.dtype.np, op.device)
                 pool = free.get(key)
                 if pool:
                     buffer_of[r] = pool.pop()
                 else:
                     buffer_of[r] = len(buffers)
-                    buffers.append(key)
+                    buffers.append(key[:2])
+                    devices.append(op.device)
                 dying.setdefault(last[r], []).append(r)
         for v in dying.pop(i, []):  # values whose last use is this op: their buffers are free again
-            free.setdefault(buffers[buffer_of[v]], []).append(buffer_of[v])
-    return BufferPlan(buffer_of, buffers)
+            b = buffer_of[v]
+            free.setdefault((*buffers[b], devices[b]), []).append(b)
+    return BufferPlan(buffer_of, buffers, devices)

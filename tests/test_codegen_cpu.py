@@ -220,6 +220,7 @@ CASES = {
     "reshape": lambda: [([T(d, (3, 4))], {"shape": (2, -1)}) for d in (dt.float16, dt.bool_, dt.int64)]
     + [([T(dt.float32, ())], {"shape": (1, 1)}), ([T(dt.float32, (2, 3, 2))], {"shape": (12,)})],
     **{f"random_{k}": _random for k in ("uniform", "normal", "truncated_normal")},
+    "copy_to_device": lambda: [([T(d, (2, 3))], {"device": "/device:CPU:0"}) for d in DTYPES],
 }
 COMPILED_OPS = sorted(n for n in OPS if n not in NOT_COMPILED and n != "fused")
 

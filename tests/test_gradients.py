@@ -154,6 +154,7 @@ SPECS = [
     Spec("matmul", matmul_cases()),
     Spec("reshape", [case((3, 4), shape=(2, 6)), case((2, 3, 4), shape=(4, -1)), case((), shape=(1, 1)),
                      case((6,), shape=(2, 3))]),
+    Spec("copy_to_device", [case((3, 4), device="/device:CPU:0"), case((), device="/device:GPU:0")]),
     Spec("transpose", [case((3, 4), perm=(1, 0)), case((2, 3, 4), perm=(2, 0, 1)), case((2, 3, 4), perm=(0, 2, 1))]),
     Spec("broadcast_to", [case((3, 1), shape=(2, 3, 4)), case((), shape=(2, 3)), case((4,), shape=(3, 4)),
                           case((1, 4), shape=(1, 4))]),

@@ -214,6 +214,7 @@ def _examples():
         "jvp": (("x", "x", "x"), {"num_ys": 1, "num_xs": 1}),
         "iota": ((), {"shape": (2, 3), "axis": 1, "dtype": dt.int32}),
         "constant": ((), {"value": np.arange(6, dtype=np.float32).reshape(2, 3)}),
+        "copy_to_device": (("x",), {"device": "/device:GPU:0"}),
     }
     for name, opdef in OPS.items():
         if name in table or opdef.category == "control":
