@@ -60,10 +60,13 @@ class CudaFusedPlan(FusedPlan):
     def _plan_stashes(self) -> dict:
         return {}  # recomputing an exp on a GPU is cheaper than a round trip through memory
 
+    def _columns_fit(self) -> bool:
+        return False  # column reductions map to one thread per column here (see `_generate`)
+
     def _subscript(self, v, store: bool = False) -> str:
         return "[0]" if v.type.shape == () else super()._subscript(v, store)
 
-    def _generate(self, parallel: bool = False) -> str:  # (parallel: the CPU plan's flag, unused here)
+    def _generate(self) -> str:
         n_in, n_const = len(self.block.args), len(self.consts)
         src = Source(kernel_header(len(self.results), n_in, [f"const{i}" for i in range(n_const)] + ["dims"]))
         for d in range(len(self.domain)):
