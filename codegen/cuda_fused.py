@@ -147,18 +147,18 @@ class CudaFusedPlan(FusedPlan):
         x = op.operands[0]
         k = self.ops.index(op)
         init, update, final = accumulator(op.name, x.type.dtype)
-        nan = "{acc}_nan" in update
+        nan = "{nan}" in update
         src(f"acc{k} = {init}")
         if nan:
             src(f"acc{k}_nan = False")
         with self._strided(src):
             local = dict(names)
             self._emit_cone(src, [x], local)
-            src(update.format(acc=f"acc{k}", x=self._value(src, x, local)))
+            src(update.format(acc=f"acc{k}", nan=f"acc{k}_nan", x=self._value(src, x, local)))
         if not self.per_thread:
             self._combine_in_block(src, op, k, nan)
         result = op.results[0]
-        src(f"v{k} = {scalar.to_register(final.format(acc=f'acc{k}'), result.type.dtype)}")
+        src(f"v{k} = {scalar.to_register(final.format(acc=f'acc{k}', nan=f'acc{k}_nan'), result.type.dtype)}")
         names[result] = f"v{k}"
 
     def _combine_in_block(self, src, op: Op, k: int, nan: bool) -> None:

@@ -66,7 +66,7 @@ def lower_graph(func):
 
 
 def jit_module(func, shapes: str | None):
-    """The lowered IR of a `@fuseflow.jit` function for argument types such as ``"f32[?,784] f32[784,10]"``."""
+    """The lowering of a `@fuseflow.jit` function for argument types such as ``"f32[?,784] f32[784,10]"``."""
     from fuseflow.ir.parser import ParseError, parse_type
 
     if not shapes:
@@ -95,7 +95,7 @@ def _split_types(text: str) -> list[str]:
 
 
 def _input_module(args):
-    """The module to print and the devices its arguments and results live on (.ffir, jit: the host)."""
+    """The module to print and the devices its arguments and results live on (.ffir: the host)."""
     from fuseflow.ir.parser import parse_module
     from fuseflow.jit import JitFunction
 
@@ -106,9 +106,7 @@ def _input_module(args):
         with open(target) as f:
             return parse_module(f.read()), (), ()
     func = _load_function(target)
-    if isinstance(func, JitFunction):  # arguments arrive on the host, results go back there
-        return jit_module(func, args.shapes), (), ()
-    lowered = lower_graph(func)
+    lowered = jit_module(func, args.shapes) if isinstance(func, JitFunction) else lower_graph(func)
     return lowered.module, lowered.arg_devices, lowered.result_devices
 
 

@@ -25,9 +25,11 @@ from fuseflow.frontend.core_ops import constant, placeholder
 from fuseflow.frontend.graph import Graph, Tensor
 from fuseflow.frontend.lowering import lower as lower_graph
 from fuseflow.ir import dtypes as dt
+from fuseflow.ir.devices import DeviceSpec
 from fuseflow.ir.printer import print_module
 from fuseflow.ir.types import TensorType, format_shape
 from fuseflow.passes.manager import PassManager
+from fuseflow.runtime import devices
 from fuseflow.session import Session
 
 _PYTHON_DTYPES = {bool: dt.bool_, int: dt.int64, float: dt.float64}
@@ -92,12 +94,14 @@ def _flatten_out(out, fetches: list):
 class _Trace:
     """The graph one signature traced to, and the private session that runs it (and holds its random state)."""
 
-    def __init__(self, fun, args, static: frozenset) -> None:
+    def __init__(self, fun, args, static: frozenset, device=None) -> None:
         self.graph = Graph()
         self.graph.numpy_semantics = True
         self.dynamic = [i for i in range(len(args)) if i not in static]
         call_args = list(args)
-        with self.graph.as_default():
+        # ops are placed as in a TF1 graph: `device` is a hard request (no soft fallback), and without
+        # one each op goes to the GPU when one is present and the op has a GPU kernel
+        with self.graph.as_default(), self.graph.device(device):
             self.feeds = []
             for i in self.dynamic:
                 dtype, shape, weak = _arg_type(args[i])
@@ -190,7 +194,7 @@ class JitFunction:
         trace = self._traces.get(signature)
         if trace is None:
             reason = _why_new(_closest(self._traces, signature), signature)
-            trace = self._traces[signature] = _Trace(self.__wrapped__, args, self.static_argnums)
+            trace = self._traces[signature] = _Trace(self.__wrapped__, args, self.static_argnums, self.device)
             self._info.traces += 1
             self._info.last_reason = f"traced: {reason}"
         return trace
@@ -215,17 +219,19 @@ class JitFunction:
         return entry
 
     def lowered(self, *args):
-        """The IR module of the function for these arguments (arrays, numbers or `TensorType` specs
-        whose dims may be None), before any pass."""
+        """The lowering (`fuseflow.frontend.lowering.Lowered`) of the function for these arguments
+        (arrays, numbers or `TensorType` specs whose dims may be None), before any pass."""
         trace = self._trace(args)
         feed_types = {ph: TensorType(ph.dtype, _arg_type(args[i])[1]) for ph, i in zip(trace.feeds, trace.dynamic)}
-        return lower_graph(trace.fetches, feed_types, {}).module
+        return lower_graph(trace.fetches, feed_types, {})
 
     def lower(self, *args, pipeline: str | None = None) -> str:
         """The IR text of the function for these arguments (as for `lowered`) after the default
-        pipeline (or `pipeline`)."""
-        manager = PassManager() if pipeline is None else PassManager(pipeline)
-        return print_module(manager.run(self.lowered(*args)))
+        pipeline (or `pipeline`), placed on this machine's devices as a call would be."""
+        lowered = self.lowered(*args)
+        placement = devices.placement(None, lowered.arg_devices, lowered.result_devices)
+        manager = PassManager(placement=placement) if pipeline is None else PassManager(pipeline, placement=placement)
+        return print_module(manager.run(lowered.module))
 
     def cache_info(self) -> CacheInfo:
         return CacheInfo(**vars(self._info))
@@ -268,7 +274,12 @@ def _ones(pattern) -> str:
 
 
 def jit(fun=None, *, static_argnums=(), device=None):
-    """Compiles `fun` per signature (see the module doc); ``@jit`` or ``@jit(static_argnums=...)``."""
+    """Compiles `fun` per signature (see the module doc); ``@jit`` or ``@jit(static_argnums=...)``.
+
+    `device` (``"gpu"``, ``"/gpu:0"``, ``"cpu"``, any TF device name) places every op there; a GPU
+    request on a machine without one fails at the first call, naming the op and the device.
+    """
+    DeviceSpec.parse(device)  # a malformed name fails here, where the user wrote it
     if fun is None:
         return lambda f: JitFunction(f, static_argnums, device)
     return JitFunction(fun, static_argnums, device)

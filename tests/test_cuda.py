@@ -91,6 +91,15 @@ def test_soft_placement_runs_a_gpu_request_on_the_cpu(no_gpu, capsys):
     assert "on_gpu: (exp): /job:localhost/replica:0/task:0/device:CPU:0" in capsys.readouterr().err
 
 
+def test_jit_device_gpu_without_a_gpu_names_the_op_and_device(no_gpu):
+    f = tf.jit(lambda x: np.exp(x) * 2.0, device="gpu")
+    with pytest.raises(InvalidArgumentError, match=r"/job:localhost/replica:0/task:0/device:GPU:0") as info:
+        f(np.ones(3, np.float32))
+    assert "test_cuda.py" in str(info.value)
+    with pytest.raises(ValueError, match="bad device name"):
+        tf.jit(lambda x: x, device="/tpu:0")
+
+
 def test_plain_config_objects_are_accepted(no_gpu):
     class Config:
         allow_soft_placement = True

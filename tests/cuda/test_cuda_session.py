@@ -145,3 +145,23 @@ def test_gpu_check_workloads_run_at_tiny_sizes(capsys):
     rows = gpu_check.run_benchmarks(quick=True)
     assert {r["name"] for r in rows} >= {"copy", "gelu", "a*b+c*d-exp(e)", "softmax", "mlp step"}
     assert all(r["seconds"] > 0 for r in rows)
+
+
+def test_jit_with_device_gpu_runs_there():
+    def gelu(x):
+        return 0.5 * x * (1 + np.tanh(0.7978845608 * (x + 0.044715 * x**3)))
+
+    x = np.linspace(-3, 3, 37, dtype=np.float32)
+    on_gpu = tf.jit(gelu, device="gpu")
+    on_gpu(x)
+    before = dict(devices.TRANSFERS)
+    got = on_gpu(x)
+    assert isinstance(got, np.ndarray)
+    np.testing.assert_allclose(got, gelu(x), rtol=1e-5, atol=1e-6)
+    assert devices.TRANSFERS["to_device"] - before["to_device"] == 1  # x up, the result down
+    assert devices.TRANSFERS["to_host"] - before["to_host"] == 1
+    assert f'on "{GPU}"' in on_gpu.lower(x)
+    on_cpu = tf.jit(gelu, device="cpu")
+    before = dict(devices.TRANSFERS)
+    np.testing.assert_allclose(on_cpu(x), gelu(x), rtol=1e-5, atol=1e-6)
+    assert devices.TRANSFERS == before
