@@ -29,7 +29,6 @@ import numpy as np
 from fuseflow.codegen import cuda_device as cd
 from fuseflow.codegen import scalar
 from fuseflow.codegen.fused import REDUCTIONS, FusedPlan, accumulator, single_op_region
-from fuseflow.codegen.source import Source, kernel_header
 from fuseflow.ir import dtypes as dt
 from fuseflow.ir.core import Block, Op
 
@@ -67,16 +66,7 @@ class CudaFusedPlan(FusedPlan):
         return "[0]" if v.type.shape == () else super()._subscript(v, store)
 
     def _generate(self) -> str:
-        n_in, n_const = len(self.block.args), len(self.consts)
-        src = Source(kernel_header(len(self.results), n_in, [f"const{i}" for i in range(n_const)] + ["dims"]))
-        for d in range(len(self.domain)):
-            src(f"n{d} = dims[{d}]")
-        src("count = " + " * ".join(["1"] + [f"n{d}" for d in self.axes]))
-        names: dict = {v: scalar.typed_const(value, v.type.dtype) for v, value in self.literals.items()}
-        leaves = [v for v in list(self.block.args) + list(self._const_index) if self._is_used(v)]
-        for v in leaves:
-            if not v.type.shape:
-                self._value(src, v, names)
+        src, names, leaves = self._prologue(extra=("dims",))
         reductions = [op for op in self.ops if op.name in REDUCTIONS]
         self.per_thread = bool(reductions) and thread_per_row(self.domain, self.axes)
         if self.per_thread:  # each thread reduces its own rows: tid 0 of a block of one

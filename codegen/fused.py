@@ -232,12 +232,8 @@ class FusedPlan:
 
     def _generate_columns(self) -> str:
         """Every dim in memory order; reductions into arrays indexed by the outer dims (see `_columns_fit`)."""
-        src = Source(kernel_header(len(self.results), len(self.block.args),
-                                   [f"const{i}" for i in range(len(self.consts))] + ["dims", "lo", "hi"]))
+        src, names, _ = self._prologue()
         rank = len(self.domain)
-        for d in range(rank):
-            src(f"n{d} = dims[{d}]")
-        src("count = " + " * ".join(["1"] + [f"n{d}" for d in self.axes]))
         outer_shape = "(" + "".join(f"n{d}, " for d in self.outer) + ")"
         outer_index = "[" + ", ".join(f"i{d}" for d in self.outer) + "]"
         reductions = [op for op in self.ops if op.name in REDUCTIONS]
@@ -249,11 +245,6 @@ class FusedPlan:
             if "{nan}" in update:
                 src(f"acc{k}_nan = np.zeros({outer_shape}, np.bool_)")
             finals[op] = (update, final)
-        names: dict = {v: scalar.typed_const(value, v.type.dtype) for v, value in self.literals.items()}
-        leaves = [v for v in list(self.block.args) + list(self._const_index) if self._is_used(v)]
-        for v in leaves:
-            if not v.type.shape:
-                self._value(src, v, names)
         post = {r for op in reductions for r in op.results}
         post |= {op.results[0] for op in self.ops if op.name not in REDUCTIONS and self._after(op, post)}
         with src.loops([f"i{d}" for d in range(rank)], [f"n{d}" for d in range(rank)]):
@@ -288,10 +279,10 @@ class FusedPlan:
         return False
 
     # -- generation
-    def _generate(self) -> str:
-        n_in, n_const = len(self.block.args), len(self.consts)
-        src = Source(kernel_header(len(self.results), n_in,
-                                   [f"const{i}" for i in range(n_const)] + ["dims", "lo", "hi"]))
+    def _prologue(self, extra=("dims", "lo", "hi")):
+        """The kernel's header, its sizes, and the scalar leaves loaded once: (source, names, leaves)."""
+        src = Source(kernel_header(len(self.results), len(self.block.args),
+                                   [f"const{i}" for i in range(len(self.consts))] + list(extra)))
         for d in range(len(self.domain)):
             src(f"n{d} = dims[{d}]")
         src("count = " + " * ".join(["1"] + [f"n{d}" for d in self.axes]))
@@ -300,6 +291,10 @@ class FusedPlan:
         for v in leaves:
             if not v.type.shape:  # scalars: loaded once, before the loops
                 self._value(src, v, names)
+        return src, names, leaves
+
+    def _generate(self) -> str:
+        src, names, leaves = self._prologue()
         outer_vars = [f"i{d}" for d in self.outer]
         bounds = ["lo, hi"] + [f"n{d}" for d in self.outer[1:]]
         with src.loops(outer_vars, bounds):
