@@ -13,8 +13,8 @@ target triple, host CPU name and CPU features. An entry is thus never stale: a c
 of them is another key.
 
 Entry: ``MAGIC``, the payload's length (8 bytes, little-endian) and sha256 (32 bytes), then the
-payload: numba's reduced ``CompileResult`` (object code plus what rebuilds the function) as
-numba pickles it. Guarantees:
+payload: numba's reduced ``CompileResult`` (object code plus what rebuilds the function) and the
+symbols that code links to, as numba pickles them. Guarantees:
 
 - written atomically (a temporary file in the same directory, then ``os.replace``): a reader
   sees a whole entry or none, so racing processes both succeed (the last rename wins; both
@@ -296,7 +296,7 @@ class KernelDiskCache(_Cache):
         if cres.library.has_dynamic_globals or any(not x.can_cache for x in cres.lifted):
             return  # holds addresses of this process (numba cannot cache it either)
         try:
-            payload = dumps(cres._reduce())
+            payload = dumps(_reduce(cres))
         except Exception as e:  # noqa: BLE001  (a kernel numba cannot pickle is only not cached)
             warnings.warn(f"fuseflow kernel cache: cannot store {self.path.name} ({type(e).__name__}: {e})",
                           FuseflowCacheWarning, stacklevel=2)
@@ -307,8 +307,13 @@ class KernelDiskCache(_Cache):
             report_unusable_dir(self.path.parent, e)
 
 
-def _rebuild(target_context, data):
-    """numba's ``CompileResult`` from a reduced one, after checking every symbol it links to exists.
+def _reduce(cres) -> dict:
+    """What an entry holds: numba's reduced ``CompileResult`` and the symbols its code links to."""
+    return {"symbols": _declared_symbols(cres.library._get_module_for_linking()), "result": cres._reduce()}
+
+
+def _rebuild(target_context, entry: dict):
+    """numba's ``CompileResult`` from an entry, after checking every symbol it links to exists.
 
     numba's own cache refreshes the whole target context first (~250 ms: every lowering registry,
     and scipy's import for BLAS); loading object code needs only the runtime's symbols
@@ -319,29 +324,30 @@ def _rebuild(target_context, data):
     from numba.core.compiler import CompileResult
     from numba.core.runtime import rtsys
 
+    result = entry["result"]
     rtsys.initialize(target_context)
-    for init in data[7]:  # reload_init
+    for init in result[7]:  # reload_init
         init()
-    missing = _unresolved_symbols(target_context, data[0])
+    missing = _unresolved(target_context, entry["symbols"])
     if missing:
         target_context.refresh()
-        missing = _unresolved_symbols(target_context, data[0])
+        missing = _unresolved(target_context, entry["symbols"])
     if missing:
         raise CorruptEntry(f"links to unknown symbols {', '.join(missing[:3])}")
-    return CompileResult._rebuild(target_context, *data)
+    return CompileResult._rebuild(target_context, *result)
 
 
-def _unresolved_symbols(target_context, libdata) -> list[str]:
+def _declared_symbols(module) -> list[str]:
+    """The functions and globals an LLVM module uses but does not define (intrinsics aside)."""
+    names = [f.name for f in module.functions if f.is_declaration and not f.name.startswith("llvm.")]
+    return names + [g.name for g in module.global_variables if g.is_declaration]
+
+
+def _unresolved(target_context, symbols) -> list[str]:
     import llvmlite.binding as ll
 
-    _name, kind, (_object_code, bitcode) = libdata
-    if kind != "object":
-        raise CorruptEntry(f"unexpected library kind {kind!r}")
     engine = target_context.codegen()._engine
-    module = ll.parse_bitcode(bitcode)
-    declared = [f.name for f in module.functions if f.is_declaration and not f.name.startswith("llvm.")]
-    declared += [g.name for g in module.global_variables if g.is_declaration]
-    return [n for n in declared if not engine.is_symbol_defined(n) and not ll.address_of_symbol(n)]
+    return [n for n in symbols if not engine.is_symbol_defined(n) and not ll.address_of_symbol(n)]
 
 
 def dumps(obj) -> bytes:
