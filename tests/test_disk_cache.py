@@ -7,6 +7,7 @@ it saw and a digest of its results.
 
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -97,12 +98,20 @@ def test_second_process_compiles_nothing_and_gives_the_same_results(cache_copy):
     assert warm["digest"] == cold["digest"] and not warm["warnings"]
 
 
+def _add_missing_symbol(path, data):
+    """A whole entry whose code would link to a symbol no process defines (it must be refused, not linked)."""
+    entry = pickle.loads(read_entry(path))
+    entry["symbols"].append("fuseflow_test_no_such_symbol")
+    write_entry(path, disk_cache.dumps(entry))
+
+
 DAMAGES = {
     "truncate": lambda path, data: path.write_bytes(data[: len(data) // 2]),
     "garbage": lambda path, data: path.write_bytes(os.urandom(len(data))),
     "empty": lambda path, data: path.write_bytes(b""),
     "flip-a-payload-byte": lambda path, data: path.write_bytes(data[:-100] + bytes([data[-100] ^ 1]) + data[-99:]),
     "whole-but-not-a-kernel": lambda path, data: write_entry(path, b"a valid header over a payload that is no pickle"),
+    "links-to-a-missing-symbol": _add_missing_symbol,
 }
 
 
