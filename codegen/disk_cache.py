@@ -104,7 +104,10 @@ def _compute_stamp() -> str:
     here = Path(__file__).parent
     sources = hashlib.sha256()
     for name in _CODEGEN_SOURCES:
-        sources.update((here / name).read_bytes())
+        try:
+            sources.update((here / name).read_bytes())
+        except OSError:  # not installed as files (a zip?): the version alone must then tell
+            sources.update(f"{name}: unreadable".encode())
     triple, cpu, features = cpu_target.target_context.codegen().magic_tuple()
     parts = {
         "fuseflow": getattr(sys.modules.get("fuseflow"), "__version__", "?"),
