@@ -37,8 +37,6 @@ import threading
 import warnings
 from pathlib import Path
 
-from numba.core.caching import _Cache
-
 MAGIC = b"fuseflow-kernel-cache 1\n"
 SUFFIX = ".ffk"
 ENV_DIR = "FUSEFLOW_CACHE_DIR"
@@ -251,9 +249,10 @@ def _size(path: Path) -> int:
 # ----------------------------------------------------------------------------- numba's cache hook
 
 
-class KernelDiskCache(_Cache):
+class KernelDiskCache:
     """numba's cache hook for one kernel's dispatcher (its ``_cache``): ``Dispatcher.compile`` asks
-    `load_overload` before compiling and hands what it compiled to `save_overload`.
+    `load_overload` before compiling and hands what it compiled to `save_overload`. (It has the
+    methods of numba's ``caching._Cache`` without deriving from that private class.)
 
     Never raises: a bad entry or directory is reported (see the module docstring) and is a miss.
     `loaded` tells whether the kernel came from disk.
