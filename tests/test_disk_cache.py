@@ -1,6 +1,6 @@
 """The on-disk kernel cache: across processes, with bad entries, under races, turned off, and its CLI.
 
-Each process test runs a small program (a parallel GELU loop and a row softmax) in fresh Python
+Each process test runs a small program (GELU over 2^16 elements and a row softmax) in fresh Python
 processes over a temporary cache directory, and reads back its `KERNEL_STATS`, the cache warnings
 it saw and a digest of its results.
 """
