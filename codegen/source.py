@@ -166,7 +166,7 @@ def compile_kernel(source: str, arg_types: tuple, parallel: bool = False) -> Ker
 
 def _disk_entry(source: str, arg_types: tuple, options: dict):
     """The disk-cache hook of one kernel, or None when the disk cache is off or unusable."""
-    directory = disk_cache.usable_dir()
+    directory = disk_cache.usable_dir() if _DISTINCT_SYMBOL_NAMES else None
     if directory is None:
         return None
     return disk_cache.KernelDiskCache(directory, disk_cache.kernel_key(source, arg_types, options))
@@ -184,17 +184,23 @@ def _jit(source: str, options: dict):
     return numba.njit(cache=False, **options)(namespace["kernel"])
 
 
-def _distinct_symbol_names() -> None:
+def _distinct_symbol_names() -> bool:
     """Starts numba's function counter at a random point of a large range, once per process.
 
     numba names a compiled function by its qualified name plus that counter, which runs the same
     way in every process; kernels loaded from disk come from other processes, so two different
     functions (two closures of one factory, say) could meet under one symbol name, and the JIT
-    linker would bind calls to whichever it saw first. A random start in [1, 2^48] makes that negligible.
+    linker would bind calls to whichever it saw first. A random start in [1, 2^48] makes that
+    negligible. False if this numba has no such counter: the disk cache then stays off.
     """
-    from numba.core.bytecode import FunctionIdentity
-
+    try:
+        from numba.core.bytecode import FunctionIdentity
+    except ImportError:
+        return False
+    if not isinstance(getattr(FunctionIdentity, "_unique_ids", None), itertools.count):
+        return False
     FunctionIdentity._unique_ids = itertools.count(secrets.randbits(48) + 1)
+    return True
 
 
-_distinct_symbol_names()
+_DISTINCT_SYMBOL_NAMES = _distinct_symbol_names()
