@@ -1,17 +1,21 @@
-"""Shared machinery of generated CPU kernels: source writing, compiling and the kernel cache.
+"""Shared machinery of generated CPU kernels: source writing, compiling and the kernel caches.
 
 A kernel is the source text of ``def kernel(out0, ..., in0, ...)`` with explicit
 loops. `compile_kernel` compiles it once per (source text, argument dtypes) with
 ``numba.njit`` and keeps it in memory, so two equal ops (or the same op at a new
 batch size: sizes are read from the arrays at run time) share one compiled
-kernel. `KERNEL_STATS` counts ``compiled`` and ``reused`` kernels.
+kernel. Behind the memory cache sits the disk cache (`fuseflow.codegen.disk_cache`):
+a kernel compiled by an earlier process is loaded, not compiled. `KERNEL_STATS`
+counts ``compiled``, ``loaded`` (from disk) and ``reused`` (from memory) kernels.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import linecache
 import os
+import secrets
 import threading
 from contextlib import contextmanager
 
@@ -19,7 +23,7 @@ import numba
 import numpy as np
 from numba import types as nbt
 
-from fuseflow.codegen import helpers, mathlib
+from fuseflow.codegen import disk_cache, helpers, mathlib
 from fuseflow.ir import dtypes as dt
 
 # OpenMP threads that spin-wait between parallel loops cost ~5 ms per kernel launch on a 2-core
@@ -27,7 +31,7 @@ from fuseflow.ir import dtypes as dt
 # Read when numba's OpenMP layer starts, i.e. at the first parallel kernel; a user's setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
-KERNEL_STATS = {"compiled": 0, "reused": 0}
+KERNEL_STATS = {"compiled": 0, "reused": 0, "loaded": 0}
 _CACHE: dict[tuple, Kernel] = {}
 _LOCK = threading.Lock()
 
@@ -140,7 +144,7 @@ def compile_kernel(source: str, arg_types: tuple, parallel: bool = False) -> Ker
     """The compiled ``kernel`` of `source` for numba `arg_types`, from the cache when it is there.
 
     Compiled eagerly (errors surface at compile time) and only once: numba may not add
-    versions behind our back, so `KERNEL_STATS` counts every compilation.
+    versions behind our back, so `KERNEL_STATS` counts every compilation (or disk load).
     """
     key = (source, tuple(str(t) for t in arg_types), parallel)
     with _LOCK:
@@ -148,19 +152,55 @@ def compile_kernel(source: str, arg_types: tuple, parallel: bool = False) -> Ker
         if kernel is not None:
             KERNEL_STATS["reused"] += 1
             return kernel
-        dispatcher = _jit(source, parallel)
+        options = {"error_model": "numpy", "parallel": parallel, "nogil": True}
+        dispatcher = _jit(source, options)
+        disk = _disk_entry(source, arg_types, options)
+        if disk is not None:
+            dispatcher._cache = disk  # numba's hook: asked before compiling, handed what was compiled
         dispatcher.compile(arg_types)
         dispatcher.disable_compile()
         kernel = _CACHE[key] = Kernel(dispatcher, source)
-        KERNEL_STATS["compiled"] += 1
+        KERNEL_STATS["loaded" if disk is not None and disk.loaded else "compiled"] += 1
         return kernel
 
 
-def _jit(source: str, parallel: bool = False):
+def _disk_entry(source: str, arg_types: tuple, options: dict):
+    """The disk-cache hook of one kernel, or None when the disk cache is off or unusable."""
+    directory = disk_cache.usable_dir() if _DISTINCT_SYMBOL_NAMES else None
+    if directory is None:
+        return None
+    return disk_cache.KernelDiskCache(directory, disk_cache.kernel_key(source, arg_types, options))
+
+
+def _jit(source: str, options: dict):
     digest = hashlib.sha1(source.encode()).hexdigest()[:12]
     filename = f"<fuseflow-kernel-{digest}>"
     # Registered so numba's error messages and tracebacks can quote the generated lines.
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace = {"np": np, "_h": helpers, "_m": mathlib, "prange": numba.prange}
+    # An importable module name: numba refuses to cache (and pickle) a function without one, and
+    # rebuilds a loaded kernel's environment from that module.
+    namespace = {"__name__": __name__, "np": np, "_h": helpers, "_m": mathlib, "prange": numba.prange}
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102  (our own generated source)
-    return numba.njit(error_model="numpy", cache=False, parallel=parallel, nogil=True)(namespace["kernel"])
+    return numba.njit(cache=False, **options)(namespace["kernel"])
+
+
+def _distinct_symbol_names() -> bool:
+    """Starts numba's function counter at a random point of a large range, once per process.
+
+    numba names a compiled function by its qualified name plus that counter, which runs the same
+    way in every process; kernels loaded from disk come from other processes, so two different
+    functions (two closures of one factory, say) could meet under one symbol name, and the JIT
+    linker would bind calls to whichever it saw first. A random start in [1, 2^48] makes that
+    negligible. False if this numba has no such counter: the disk cache then stays off.
+    """
+    try:
+        from numba.core.bytecode import FunctionIdentity
+    except ImportError:
+        return False
+    if not isinstance(getattr(FunctionIdentity, "_unique_ids", None), itertools.count):
+        return False
+    FunctionIdentity._unique_ids = itertools.count(secrets.randbits(48) + 1)
+    return True
+
+
+_DISTINCT_SYMBOL_NAMES = _distinct_symbol_names()

@@ -9,6 +9,10 @@ Ops are placed on this machine's devices (``on "/device:GPU:0"`` and
 ``--before/--after PASS`` and ``--all`` show other stages, ``--format dot``
 writes Graphviz, ``--explain`` says why neighbouring ops were not fused.
 ``fuseflow bench [--quick] [--only NAME,...]`` runs the benchmark harness (fuseflow.bench.harness).
+
+``fuseflow cache info`` says where the on-disk kernel cache is, whether it is
+on, and how many entries of what total size it holds; ``fuseflow cache clear``
+deletes its entries (see `fuseflow.codegen.disk_cache`).
 """
 
 from __future__ import annotations
@@ -183,6 +187,24 @@ def _add_bench(sub) -> None:
     bench.set_defaults(run=cmd_bench)
 
 
+def cmd_cache(args) -> int:
+    from fuseflow.codegen import disk_cache
+
+    if args.action == "clear":
+        try:
+            removed = disk_cache.clear()
+        except OSError as e:
+            raise UsageError(f"cannot clear {disk_cache.entries_dir()}: {e}") from None
+        print(f"removed {removed} {'entry' if removed == 1 else 'entries'} from {disk_cache.entries_dir()}")
+        return 0
+    info = disk_cache.info()
+    switch = os.environ.get(disk_cache.ENV_SWITCH)
+    state = "yes" if info["enabled"] else f"no ({disk_cache.ENV_SWITCH}={switch})"
+    print(f"directory: {info['directory']}\nenabled: {state}\nentries: {info['entries']}\n"
+          f"size: {info['bytes'] / 1024:.1f} KiB ({info['bytes']} bytes)")
+    return 0
+
+
 def main(argv=None) -> int:
     from fuseflow.passes.manager import DEFAULT_PIPELINE
 
@@ -201,6 +223,10 @@ def main(argv=None) -> int:
                     "'f32[?,784] f32[784,10]' (? is any size)")
     ir.set_defaults(run=cmd_ir)
     _add_bench(sub)
+    cache = sub.add_parser("cache", help="show or clear the on-disk kernel cache")
+    cache.add_argument("action", choices=("info", "clear"), help="info: where, whether on, entries, size; "
+                       "clear: delete the entries")
+    cache.set_defaults(run=cmd_cache)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
