@@ -319,9 +319,8 @@ def _rebuild(target_context, entry: dict):
 
     numba's own cache refreshes the whole target context first (~250 ms: every lowering registry,
     and scipy's import for BLAS); loading object code needs only the runtime's symbols
-    (``rtsys.initialize``) and the result's own initialisers (the thread pool of a parallel
-    kernel). A symbol left unresolved would abort the process inside LLVM, so it is checked
-    first: on a miss the full refresh is done, and an entry still missing one is refused.
+    (``rtsys.initialize``) and the result's own initialisers. A symbol left unresolved would abort
+    the process inside LLVM, so it is checked first: on a miss the full refresh is done, and an entry still missing one is refused.
     """
     from numba.core.compiler import CompileResult
     from numba.core.runtime import rtsys

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import linecache
-import os
 import secrets
 import threading
 from contextlib import contextmanager
@@ -25,11 +24,6 @@ from numba import types as nbt
 
 from fuseflow.codegen import disk_cache, helpers, mathlib
 from fuseflow.ir import dtypes as dt
-
-# OpenMP threads that spin-wait between parallel loops cost ~5 ms per kernel launch on a 2-core
-# machine (measured: 5.3 ms vs 0.04 ms for a 2^18-element loop); sleeping workers wake in microseconds.
-# Read when numba's OpenMP layer starts, i.e. at the first parallel kernel; a user's setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 KERNEL_STATS = {"compiled": 0, "reused": 0, "loaded": 0}
 _CACHE: dict[tuple, Kernel] = {}
@@ -54,11 +48,11 @@ class Source:
         self.depth -= 1
 
     @contextmanager
-    def loops(self, names, bounds, parallel: bool = False):
-        """Nested ``for name in range(bound)`` loops, outermost first (``prange`` if `parallel`)."""
+    def loops(self, names, bounds):
+        """Nested ``for name in range(bound)`` loops, outermost first."""
         depth = self.depth
-        for k, (name, bound) in enumerate(zip(names, bounds)):
-            self(f"for {name} in {'prange' if parallel and k == 0 else 'range'}({bound}):")
+        for name, bound in zip(names, bounds):
+            self(f"for {name} in range({bound}):")
             self.depth += 1
         yield
         self.depth = depth
@@ -131,28 +125,19 @@ class Kernel:
                                  for a in args])
 
 
-def cached_kernel(source: str, arg_types: tuple, parallel: bool = False):
-    """The kernel `compile_kernel` would return, if it is compiled already; else None."""
-    with _LOCK:
-        kernel = _CACHE.get((source, tuple(str(t) for t in arg_types), parallel))
-        if kernel is not None:
-            KERNEL_STATS["reused"] += 1
-        return kernel
-
-
-def compile_kernel(source: str, arg_types: tuple, parallel: bool = False) -> Kernel:
+def compile_kernel(source: str, arg_types: tuple) -> Kernel:
     """The compiled ``kernel`` of `source` for numba `arg_types`, from the cache when it is there.
 
     Compiled eagerly (errors surface at compile time) and only once: numba may not add
     versions behind our back, so `KERNEL_STATS` counts every compilation (or disk load).
     """
-    key = (source, tuple(str(t) for t in arg_types), parallel)
+    key = (source, tuple(str(t) for t in arg_types))
     with _LOCK:
         kernel = _CACHE.get(key)
         if kernel is not None:
             KERNEL_STATS["reused"] += 1
             return kernel
-        options = {"error_model": "numpy", "parallel": parallel, "nogil": True}
+        options = {"error_model": "numpy", "nogil": True}  # nogil: kernels run on split threads
         dispatcher = _jit(source, options)
         disk = _disk_entry(source, arg_types, options)
         if disk is not None:
@@ -179,7 +164,7 @@ def _jit(source: str, options: dict):
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     # An importable module name: numba refuses to cache (and pickle) a function without one, and
     # rebuilds a loaded kernel's environment from that module.
-    namespace = {"__name__": __name__, "np": np, "_h": helpers, "_m": mathlib, "prange": numba.prange}
+    namespace = {"__name__": __name__, "np": np, "_h": helpers, "_m": mathlib}
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102  (our own generated source)
     return numba.njit(cache=False, **options)(namespace["kernel"])
 
