@@ -41,13 +41,15 @@ class CacheInfo:
 
     ``traces``: calls of the Python function (one per new signature). ``specializations``: traced
     graphs lowered, optimised and planned for a new set of concrete shapes. ``kernels_compiled``:
-    native kernels those compiled (a new batch size compiles none). ``last_reason``: why the last
-    trace or specialization happened.
+    native kernels those compiled (a new batch size compiles none), ``kernels_loaded``: those found
+    in the on-disk kernel cache instead. ``last_reason``: why the last trace or specialization
+    happened.
     """
 
     traces: int = 0
     specializations: int = 0
     kernels_compiled: int = 0
+    kernels_loaded: int = 0
     last_reason: str = ""
 
 
@@ -207,11 +209,12 @@ class JitFunction:
                             f"{sorted(self.static_argnums)})") from None
         traces = self._info.traces
         trace = self._trace(args)
-        before = KERNEL_STATS["compiled"]
+        compiled, loaded = KERNEL_STATS["compiled"], KERNEL_STATS["loaded"]
         arrays = trace.arrays(args)
         compiled = trace.session.prepare(trace.fetches, dict(zip(trace.feeds, arrays)))
         self._info.specializations += 1
-        self._info.kernels_compiled += KERNEL_STATS["compiled"] - before
+        self._info.kernels_compiled += KERNEL_STATS["compiled"] - compiled
+        self._info.kernels_loaded += KERNEL_STATS["loaded"] - loaded
         if self._info.traces == traces:
             shapes = ", ".join(format_shape(a.shape) for a in arrays)
             self._info.last_reason = f"new shapes ({shapes}) for a traced signature"
