@@ -209,12 +209,12 @@ class JitFunction:
                             f"{sorted(self.static_argnums)})") from None
         traces = self._info.traces
         trace = self._trace(args)
-        compiled, loaded = KERNEL_STATS["compiled"], KERNEL_STATS["loaded"]
+        stats = dict(KERNEL_STATS)
         arrays = trace.arrays(args)
         compiled = trace.session.prepare(trace.fetches, dict(zip(trace.feeds, arrays)))
         self._info.specializations += 1
-        self._info.kernels_compiled += KERNEL_STATS["compiled"] - compiled
-        self._info.kernels_loaded += KERNEL_STATS["loaded"] - loaded
+        self._info.kernels_compiled += KERNEL_STATS["compiled"] - stats["compiled"]
+        self._info.kernels_loaded += KERNEL_STATS["loaded"] - stats["loaded"]
         if self._info.traces == traces:
             shapes = ", ".join(format_shape(a.shape) for a in arrays)
             self._info.last_reason = f"new shapes ({shapes}) for a traced signature"
