@@ -9,6 +9,7 @@ Host values are numpy arrays; GPU values are numba device arrays.
 
 from __future__ import annotations
 
+import os
 import sys
 from functools import cache
 
@@ -25,6 +26,8 @@ TRANSFERS = cd.TRANSFERS  # host<->device copies made, by direction
 @cache
 def gpu_count() -> int:
     """How many GPUs numba.cuda can use here (the simulator is one); 0 without numba.cuda or a driver."""
+    if not cd.simulated() and not _driver_present():
+        return 0  # (importing numba.cuda to learn this costs ~40 ms of every process's first run)
     try:
         cuda = cd.cuda()
         if not cuda.is_available():
@@ -32,6 +35,14 @@ def gpu_count() -> int:
         return max(len(cuda.gpus), 1)
     except Exception:  # noqa: BLE001  (no numba.cuda, no driver, a broken install: the host alone)
         return 0
+
+
+def _driver_present() -> bool:
+    """Whether an NVIDIA driver may be here (on Linux its kernel module shows in /proc and /dev,
+    in containers too); elsewhere numba.cuda is asked."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/nvidiactl")
 
 
 def _log_to_stderr(line: str) -> None:
