@@ -45,6 +45,7 @@ class Workers:
                 self._done.put(e)
             else:
                 self._done.put(None)
+            del fn, args  # holding the arrays while idle would stop the runtime recycling them
 
     def run(self, fn, args: tuple, n: int) -> None:
         """``fn(*args, lo, hi)`` over slices covering ``[0, n)``; serially when the workers are busy."""

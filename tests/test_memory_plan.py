@@ -3,6 +3,7 @@
 import weakref
 
 import numpy as np
+import pytest
 
 import fuseflow as tf
 from fuseflow.ir import dtypes as dt
@@ -77,8 +78,8 @@ def test_results_the_caller_holds_are_never_recycled():
     np.testing.assert_array_equal(again, [18, 18, 18, 18])
 
 
-def test_dropped_results_are_recycled():
-    n = 1 << 15  # large enough to be worth recycling (RECYCLE_MIN_BYTES)
+@pytest.mark.parametrize("n", [1 << 15, 1 << 17])  # worth recycling (RECYCLE_MIN_BYTES); split across threads
+def test_dropped_results_are_recycled(n):
     x = tf.placeholder(tf.float32, [n])
     y = tf.exp(x)
     with tf.Session() as sess:
