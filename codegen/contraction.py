@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from fuseflow.codegen import scalar
-from fuseflow.codegen.blas import BLAS, product_flops
+from fuseflow.codegen.blas import product_flops
 from fuseflow.codegen.driver import matmul_loops
 from fuseflow.codegen.source import (
     Source,
@@ -23,7 +23,6 @@ from fuseflow.codegen.source import (
     kernel_header,
     subscript,
 )
-from fuseflow.codegen.threads import WORKERS
 from fuseflow.ir import dtypes as dt
 from fuseflow.ir.core import Op
 
@@ -38,16 +37,8 @@ def compile_matmul(op: Op):
     return LoopMatmul(op, matmul_source(a, b, out, ta, tb))
 
 
-# A 2-D product this large, with BLAS on one thread, is split by rows across our worker threads
-# (each a single-threaded gemm on its slice): OpenBLAS's own threads cost more than they gain on
-# small machines (see codegen/blas.py), ours only a queue hand-off.
-SPLIT_MIN_FLOPS = 1 << 24
 # A product this small (2*m*n*k flops) runs as a loop nest inside an executable's driver.
 INLINE_MATMUL_FLOPS = 1 << 16
-
-
-def _rows(a, b, out, lo, hi) -> None:
-    np.matmul(a[lo:hi], b, out=out[lo:hi])
 
 
 class BlasMatmul:
@@ -60,7 +51,6 @@ class BlasMatmul:
         self._out = (out.shape, out.dtype.np)
         self._ta, self._tb = ta, tb
         self._flops = flops
-        self._split = len(out.shape) == 2 and flops >= SPLIT_MIN_FLOPS and WORKERS.count > 0
 
     def native(self, args, results, env, tag):
         """A small 2-D product as loops in a driver (see `codegen.driver`); None for BLAS-sized ones."""
@@ -75,10 +65,7 @@ class BlasMatmul:
         a = np.swapaxes(a, -1, -2) if self._ta else a
         b = np.swapaxes(b, -1, -2) if self._tb else b
         with np.errstate(all="ignore"):  # inf * 0 gives NaN, as IEEE (and the reference) say
-            if self._split and BLAS.single:
-                WORKERS.run(_rows, (a, b, out), out.shape[0])
-            else:
-                np.matmul(a, b, out=out)
+            np.matmul(a, b, out=out)
         return (out,)
 
 

@@ -28,7 +28,9 @@ from fuseflow.ir.core import Block, Op
 from fuseflow.ir.opdefs import broadcast_shapes, normalized_axes
 
 REDUCTIONS = ("reduce_sum", "reduce_prod", "reduce_mean", "reduce_max", "reduce_min")
-PARALLEL_MIN_ELEMENTS = 1 << 16
+# A domain this large is split across cores: below it, the hand-off to a worker (tens of us when
+# BLAS's own threads still spin after a product) costs more than the half it saves.
+PARALLEL_MIN_ELEMENTS = 1 << 18
 
 
 class FusedKernel:

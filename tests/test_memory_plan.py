@@ -78,7 +78,7 @@ def test_results_the_caller_holds_are_never_recycled():
     np.testing.assert_array_equal(again, [18, 18, 18, 18])
 
 
-@pytest.mark.parametrize("n", [1 << 15, 1 << 17])  # worth recycling (RECYCLE_MIN_BYTES); split across threads
+@pytest.mark.parametrize("n", [1 << 15, 1 << 19])  # worth recycling (RECYCLE_MIN_BYTES); split across threads
 def test_dropped_results_are_recycled(n):
     x = tf.placeholder(tf.float32, [n])
     y = tf.exp(x)
