@@ -125,22 +125,20 @@ class _Trace:
                 for ph, x in zip(self.feeds, [args[i] for i in self.dynamic])]
 
 
-class _Entry:
-    """A compiled specialization: run it on a call's arguments."""
+def _runner(trace: _Trace, compiled, args):
+    """The function that runs a compiled specialization on a call's arguments.
 
-    __slots__ = ("arrays", "compiled", "execute", "rebuild", "trace")
-
-    def __init__(self, trace: _Trace, compiled, args) -> None:
-        self.trace = trace
-        self.compiled = compiled
-        self.execute = trace.session.execute
-        self.rebuild = trace.rebuild
-        # every argument an array (the key proves it for later calls): pass them as they are
-        plain = len(trace.dynamic) == len(args) and all(type(x) is np.ndarray for x in args)
-        self.arrays = (lambda args: args) if plain else trace.arrays
-
-    def __call__(self, args):
-        return self.rebuild(self.execute(self.compiled, self.arrays(args)))
+    In the common case (every argument an array, as the cache key proves for later calls; no state;
+    no scalar result to unwrap) it is the executable's run and the output's rebuild, nothing else:
+    this is the whole per-call cost of a small jitted function besides its kernels.
+    """
+    rebuild, execute = trace.rebuild, trace.session.execute
+    arrays_only = len(trace.dynamic) == len(args) and all(type(x) is np.ndarray for x in args)
+    if arrays_only and compiled.plain and all(v.type.shape != () for v in compiled.module.main.results):
+        run = compiled.executable.run
+        return lambda args: rebuild(run(args))
+    arrays = (lambda args: args) if arrays_only else trace.arrays
+    return lambda args: rebuild(execute(compiled, arrays(args)))
 
 
 class JitFunction:
@@ -151,7 +149,7 @@ class JitFunction:
         functools.update_wrapper(self, fun)
         self.static_argnums = frozenset((static_argnums,) if isinstance(static_argnums, int) else static_argnums)
         self.device = device
-        self._entries: dict = {}   # concrete key -> _Entry
+        self._entries: dict = {}   # concrete key -> the runner of its specialization (see `_runner`)
         self._traces: dict = {}    # signature -> _Trace
         self._info = CacheInfo()
 
@@ -201,7 +199,7 @@ class JitFunction:
             self._info.last_reason = f"traced: {reason}"
         return trace
 
-    def _specialize(self, args) -> _Entry:
+    def _specialize(self, args):
         try:
             hash(self._key(args))
         except TypeError:
@@ -218,7 +216,7 @@ class JitFunction:
         if self._info.traces == traces:
             shapes = ", ".join(format_shape(a.shape) for a in arrays)
             self._info.last_reason = f"new shapes ({shapes}) for a traced signature"
-        entry = self._entries[self._key(args)] = _Entry(trace, compiled, args)
+        entry = self._entries[self._key(args)] = _runner(trace, compiled, args)
         return entry
 
     def lowered(self, *args):
