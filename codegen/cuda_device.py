@@ -175,7 +175,9 @@ def device_helpers() -> types.ModuleType:
     """``_h`` for CUDA kernels: every jitted function of `helpers` as a device function."""
     namespace = dict(vars(helpers))  # globals of the clones: filled before any kernel compiles
     namespace["np"] = device_numpy()
-    namespace.update(_python_minmax())
+    minmax = _python_minmax()
+    # (the CPU's maxnum/minnum intrinsics: the reductions track NaN beside them, so plain compares do)
+    namespace.update(minmax, _maxnum=minmax["max"], _minnum=minmax["min"])
     memo: dict = {}
     for name, obj in vars(helpers).items():
         if _is_jitted(obj):

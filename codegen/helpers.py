@@ -13,7 +13,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 _jit = njit(error_model="numpy", cache=False)
 
@@ -325,16 +327,37 @@ def rmul(a, b):
     return a * b
 
 
-# Extremes of a float reduction: the caller tracks NaN itself, so these compares may assume no NaN
-# (and ignore the sign of zero), which lets LLVM vectorise the loop.
-_extreme = njit(fastmath={"nnan", "nsz"}, error_model="numpy", cache=False)
+# Extremes of a float reduction: the caller tracks NaN itself, so these may assume no NaN (and
+# ignore the sign of zero). Written as llvm.maxnum/minnum with those flags, which LLVM's loop
+# vectoriser takes as a min/max reduction; a compare-and-select, even with the same flags, stayed
+# scalar (a 4096x4096 row max: 18 ms, 2.9 ms as maxnum, numpy's own 3.0 ms).
 
 
-@_extreme
+def _extreme(which: str):
+    @intrinsic
+    def extreme(typingctx, a, b):
+        if not (a == b and a in (types.float32, types.float64)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            ty = args[0].type
+            name = f"llvm.{which}.{'f32' if a == types.float32 else 'f64'}"
+            fn = builder.module.globals.get(name) or ir.Function(builder.module, ir.FunctionType(ty, [ty, ty]), name)
+            return builder.call(fn, args, fastmath=("nnan", "nsz"))
+
+        return a(a, b), codegen
+
+    return extreme
+
+
+_maxnum, _minnum = _extreme("maxnum"), _extreme("minnum")
+
+
+@_jit
 def rmax(a, b):
-    return max(a, b)
+    return _maxnum(a, b)
 
 
-@_extreme
+@_jit
 def rmin(a, b):
-    return min(a, b)
+    return _minnum(a, b)
