@@ -1,4 +1,4 @@
-"""``tf.errors``."""
+"""``tf.errors``, and fuseflow's own: numpy functions a traced function may not use, disk-cache warnings."""
 
 from fuseflow.ir.errors import (  # noqa: F401
     FailedPreconditionError,
@@ -7,3 +7,5 @@ from fuseflow.ir.errors import (  # noqa: F401
     OpError,
     UnimplementedError,
 )
+from fuseflow.codegen.disk_cache import FuseflowCacheWarning  # noqa: F401
+from fuseflow.frontend.numpy_api import UnsupportedNumpyError  # noqa: F401
