@@ -44,7 +44,8 @@ def _loop(f):
     return apply
 
 
-_NUMPY = {
+# numpy's version of each function (None: numpy has no erf); the mathlib tests use it as their reference too.
+NUMPY_FUNCTIONS = {
     "exp": np.exp,
     "expm1": np.expm1,
     "log": np.log,
@@ -60,7 +61,7 @@ _NUMPY = {
 def _libm(name: str, F):
     """A scalar njit function computing `name` the way numba does by default (libm calls)."""
     one = F(1.0)
-    fn = math.erf if name == "erf" else np.exp if name == "sigmoid" else _NUMPY[name]
+    fn = math.erf if name == "erf" else np.exp if name == "sigmoid" else NUMPY_FUNCTIONS[name]
 
     if name == "sigmoid":
         return njit(lambda v: one / (one + fn(-v)))
@@ -91,8 +92,8 @@ def run(log2n: int = 24) -> dict:
         variants = {"mathlib": _loop(f), "numba-libm": _loop(_libm(name, dtype))}
         for label, loop in variants.items():
             row[label] = measure(lambda loop=loop, out=out, x=x: loop(out, x), repeats=9)["min"]
-        if _NUMPY[name] is not None:
-            row["numpy"] = measure(lambda ufunc=_NUMPY[name], x=x: ufunc(x), repeats=9)["min"]
+        if NUMPY_FUNCTIONS[name] is not None:
+            row["numpy"] = measure(lambda ufunc=NUMPY_FUNCTIONS[name], x=x: ufunc(x), repeats=9)["min"]
         row["mathlib_GBps"] = 2 * x.nbytes / row["mathlib"] / 1e9
         report["functions"][f"{name}_{suffix}"] = row
     x = rng.standard_normal(n).astype(np.float32)

@@ -224,13 +224,18 @@ class FusedPlan:
             return False
         if any(v.type.dtype is dt.float16 for v in list(self.block.args) + [r for op in self.ops for r in op.results]):
             return False
-        after = {op.results[0] for op in reductions}
-        for op in self.ops:
-            if op.name not in REDUCTIONS and any(v in after for v in op.operands):
-                if op.results[0] in self._inner:
-                    return False
-                after.add(op.results[0])
+        after = self._after_reductions()
+        if any(v in self._inner for v in after):
+            return False
         return not any(v in after for op in reductions for v in self._cone([op.operands[0]]))
+
+    def _after_reductions(self) -> set:
+        """The reductions' results and every value computed from them."""
+        after = set()
+        for op in self.ops:
+            if op.name in REDUCTIONS or any(v in after for v in op.operands):
+                after.add(op.results[0])
+        return after
 
     def _generate_columns(self) -> str:
         """Every dim in memory order; reductions into arrays indexed by the outer dims (see `_columns_fit`)."""
@@ -247,8 +252,7 @@ class FusedPlan:
             if "{nan}" in update:
                 src(f"acc{k}_nan = np.zeros({outer_shape}, np.bool_)")
             finals[op] = (update, final)
-        post = {r for op in reductions for r in op.results}
-        post |= {op.results[0] for op in self.ops if op.name not in REDUCTIONS and self._after(op, post)}
+        post = self._after_reductions()
         with src.loops([f"i{d}" for d in range(rank)], [f"n{d}" for d in range(rank)]):
             local = dict(names)
             body = [v for v in self.results if v not in post] + [op.operands[0] for op in reductions]
@@ -272,13 +276,6 @@ class FusedPlan:
                 if v in post:
                     self._store(src, v, local)
         return src.text()
-
-    def _after(self, op, post: set) -> bool:
-        """Whether `op` computes from reduced values (and so runs after the reductions); grows `post`."""
-        if any(v in post for v in op.operands):
-            post.add(op.results[0])
-            return True
-        return False
 
     # -- generation
     def _prologue(self, extra=("dims", "lo", "hi")):

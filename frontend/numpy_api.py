@@ -116,8 +116,8 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
     fn = UFUNCS.get(ufunc)
     if fn is None:
         _unsupported(f"numpy.{ufunc.__name__}")
-    extra = set(kwargs) - {"dtype"}
-    if extra or kwargs.get("out") is not None:
+    extra = set(kwargs) - {"dtype"}  # (numpy passes `out` only when the caller gave one)
+    if extra:
         _unsupported(f"numpy.{ufunc.__name__} with {', '.join(sorted(extra))}=")
     operands, out_dtype = promote(ufunc, inputs)
     result = fn(*operands)

@@ -30,7 +30,7 @@ from fuseflow.ir.printer import print_module
 from fuseflow.ir.types import TensorType, format_shape
 from fuseflow.passes.manager import PassManager
 from fuseflow.runtime import devices
-from fuseflow.session import Session
+from fuseflow.session import Session, flatten
 
 _PYTHON_DTYPES = {bool: dt.bool_, int: dt.int64, float: dt.float64}
 
@@ -73,24 +73,18 @@ def _signature_part(x) -> tuple:
 
 def _flatten_out(out, fetches: list):
     """Appends the tensors of a nested output to `fetches`; returns the function rebuilding it from values."""
-    if isinstance(out, (list, tuple)):
-        parts = [_flatten_out(o, fetches) for o in out]
-        if hasattr(out, "_fields"):
-            return lambda vals: type(out)(*[p(vals) for p in parts])
-        return lambda vals: type(out)(p(vals) for p in parts)
-    if isinstance(out, dict):
-        parts = {k: _flatten_out(v, fetches) for k, v in out.items()}
-        return lambda vals: {k: p(vals) for k, p in parts.items()}
-    if hasattr(out, "_as_graph_element"):
-        out = out._as_graph_element()
-    if isinstance(out, Tensor):
-        index = len(fetches)
-        fetches.append(out)
-        return lambda vals: vals[index]
-    if out is None:
-        return lambda vals: None
-    value = np.asarray(out)  # a value that does not depend on the arguments
-    return lambda vals: value
+
+    def leaf(x):
+        if hasattr(x, "_as_graph_element"):
+            x = x._as_graph_element()
+        if isinstance(x, Tensor):
+            index = len(fetches)
+            fetches.append(x)
+            return lambda vals: vals[index]
+        value = None if x is None else np.asarray(x)  # a value that does not depend on the arguments
+        return lambda vals: value
+
+    return flatten(out, leaf)
 
 
 class _Trace:
@@ -134,7 +128,7 @@ def _runner(trace: _Trace, compiled, args):
     """
     rebuild, execute = trace.rebuild, trace.session.execute
     arrays_only = len(trace.dynamic) == len(args) and all(type(x) is np.ndarray for x in args)
-    if arrays_only and compiled.plain and all(v.type.shape != () for v in compiled.module.main.results):
+    if arrays_only and compiled.plain and not compiled.any_unwrap:
         run = compiled.executable.run
         return lambda args: rebuild(run(args))
     arrays = (lambda args: args) if arrays_only else trace.arrays

@@ -39,24 +39,38 @@ def get_default_session():
     return stack[-1]
 
 
+def flatten(structure, leaf):
+    """The rebuild function of a nested structure (lists, tuples, namedtuples, dicts), from a flat list
+    of values; `leaf(x)` takes each leaf and returns the rebuild of that leaf."""
+    if isinstance(structure, (list, tuple)):
+        parts = [flatten(s, leaf) for s in structure]
+        kind = type(structure)
+        if hasattr(structure, "_fields"):  # namedtuple
+            return lambda vals: kind(*[p(vals) for p in parts])
+        return lambda vals: kind(p(vals) for p in parts)
+    if isinstance(structure, dict):
+        parts = {k: flatten(v, leaf) for k, v in structure.items()}
+        return lambda vals: type(structure)((k, p(vals)) for k, p in parts.items())
+    return leaf(structure)
+
+
+def _repeat_key(fetches, feed_dict) -> tuple:
+    """What `Session.run` looks a repeated run up by (a TypeError or AttributeError when it has none)."""
+    return type(fetches), fetches, tuple([(k, v.shape, v.dtype) for k, v in feed_dict.items()]) if feed_dict else ()
+
+
 def _flatten(fetches, graph, out: list):
     """Appends the graph elements of a nested fetch structure to `out`; returns a rebuild function."""
-    if isinstance(fetches, (list, tuple)) and not hasattr(fetches, "_fields"):
-        parts = [_flatten(f, graph, out) for f in fetches]
-        kind = type(fetches)
-        return lambda vals: kind(p(vals) for p in parts) if kind is tuple else [p(vals) for p in parts]
-    if hasattr(fetches, "_fields"):  # namedtuple
-        parts = [_flatten(f, graph, out) for f in fetches]
-        return lambda vals: type(fetches)(*[p(vals) for p in parts])
-    if isinstance(fetches, dict):
-        parts = {k: _flatten(v, graph, out) for k, v in fetches.items()}
-        return lambda vals: type(fetches)((k, p(vals)) for k, p in parts.items())
-    if fetches is None:
-        raise TypeError("fetch argument None has an invalid type: fetch a Tensor, an Operation, a Variable or "
-                        "a name")
-    index = len(out)
-    out.append(graph.as_graph_element(fetches))
-    return lambda vals: vals[index]
+
+    def leaf(x):
+        if x is None:
+            raise TypeError("fetch argument None has an invalid type: fetch a Tensor, an Operation, a Variable "
+                            "or a name")
+        index = len(out)
+        out.append(graph.as_graph_element(x))
+        return lambda vals: vals[index]
+
+    return flatten(fetches, leaf)
 
 
 def _feed_array(t: Tensor, value) -> np.ndarray:
@@ -107,6 +121,9 @@ class _Compiled:
         # no state, nothing to copy, every fetch a tensor: `Session.execute` takes a short path
         self.plain = (not lowered.state_in and not lowered.state_out and not any(self.copy)
                       and lowered.fetch_index == list(range(len(results))))
+        # fetches of rank 0 come back as numpy scalars, as in TF
+        self.unwrap = [i is not None and results[i].type.shape == () for i in lowered.fetch_index]
+        self.any_unwrap = any(self.unwrap)
         # where each state argument is read, when some is on a device (None: all on the host)
         n_feeds = len(lowered.feeds)
         state_devices = self.executable.arg_devices[n_feeds:]
@@ -163,8 +180,7 @@ class Session:
     def run(self, fetches, feed_dict=None, options=None, run_metadata=None):
         """Evaluates `fetches` (a tensor, op, name, or nested list/tuple/dict of them) given `feed_dict`."""
         try:  # a repeat of an earlier run: same fetch object, same feed keys with arrays of the same type
-            key = (type(fetches), fetches, tuple([(k, v.shape, v.dtype) for k, v in feed_dict.items()]) if feed_dict else ())
-            compiled, order, rebuild = self._repeat[key]
+            compiled, order, rebuild = self._repeat[_repeat_key(fetches, feed_dict)]
         except (KeyError, TypeError, AttributeError):
             return self._run(fetches, feed_dict)
         if compiled.epoch != self._epoch or self._closed:
@@ -200,7 +216,7 @@ class Session:
         if isinstance(fetches, nested) and (type(fetches) is not tuple or any(isinstance(f, nested) for f in fetches)):
             return  # only single fetches and flat tuples: a nested namedtuple would equal the plain tuple
         try:
-            key = (type(fetches), fetches, tuple([(k, v.shape, v.dtype) for k, v in feed_dict.items()]) if feed_dict else ())
+            key = _repeat_key(fetches, feed_dict)
             by_tensor = {self.graph.as_graph_element(k): k for k in (feed_dict or {})}
             self._repeat[key] = (compiled, [by_tensor[t] for t in feeds], rebuild)
         except TypeError:  # an unhashable fetch: no fast path
@@ -240,7 +256,8 @@ class Session:
     def execute(self, compiled: _Compiled, args: list) -> list:
         """Runs `compiled` on the fed arrays `args` (in its feed order) and the store; commits the new state."""
         if compiled.plain:
-            return [r[()] if r.ndim == 0 else r for r in compiled.executable.run(args)]
+            results = compiled.executable.run(args)
+            return [r[()] if u else r for r, u in zip(results, compiled.unwrap)] if compiled.any_unwrap else results
         lowered, store = compiled.lowered, self._store
         if compiled.state_devices:  # some state lives on a GPU: moved there once, kept there
             state = [self._resident(k, d) for k, d in zip(lowered.state_in, compiled.state_devices)]
@@ -257,8 +274,8 @@ class Session:
                 if old is None or old.shape != value.shape:
                     self._epoch += 1
                 store[key] = value
-        return [None if i is None else results[i][()] if results[i].ndim == 0 else results[i]
-                for i in lowered.fetch_index]
+        return [None if i is None else results[i][()] if u else results[i]
+                for i, u in zip(lowered.fetch_index, compiled.unwrap)]
 
     def _resident(self, key, device):
         """The stored value of `key`, moved once to `device` (where this run reads it) and kept there."""

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from numba import njit
 
+from fuseflow.bench.mathlib_bench import NUMPY_FUNCTIONS
 from fuseflow.codegen import mathlib
 
 F32, F64 = np.float32, np.float64
@@ -49,21 +50,7 @@ def evaluate(name: str, x: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- references
 
 
-def _sigmoid(x):
-    return 1 / (1 + np.exp(-x))
-
-
-_NUMPY = {
-    "exp": np.exp,
-    "expm1": np.expm1,
-    "log": np.log,
-    "log1p": np.log1p,
-    "tanh": np.tanh,
-    "sigmoid": _sigmoid,
-    "sin": np.sin,
-    "cos": np.cos,
-    "erf": np.vectorize(math.erf, otypes=[F64]),
-}
+_NUMPY = {**NUMPY_FUNCTIONS, "erf": np.vectorize(math.erf, otypes=[F64])}
 
 
 def _mpmath(name: str, x: np.ndarray, out: np.ndarray) -> None:
