@@ -41,11 +41,11 @@ MAGIC = b"fuseflow-kernel-cache 1\n"
 SUFFIX = ".ffk"
 ENV_DIR = "FUSEFLOW_CACHE_DIR"
 ENV_SWITCH = "FUSEFLOW_CACHE"
-_OFF = {"0", "off", "false", "no"}
+OFF_WORDS = {"0", "off", "false", "no"}
 _HEADER = len(MAGIC) + 8 + 32
 
 # The codegen modules whose source the compiled code depends on beyond the kernel's own text.
-_CODEGEN_SOURCES = ("helpers.py", "mathlib.py", "source.py", "disk_cache.py")
+_CODEGEN_SOURCES = ("helpers.py", "mathlib.py", "source.py", "disk_cache.py", "pyllvm.py", "native.py")
 
 # numba settings (``NUMBA_*`` environment variables) that change generated code.
 _NUMBA_SETTINGS = ("OPT", "BOUNDSCHECK", "DEBUGINFO_DEFAULT", "LOOP_VECTORIZE", "SLP_VECTORIZE", "ENABLE_AVX")
@@ -65,7 +65,7 @@ class CorruptEntry(Exception):
 
 def enabled() -> bool:
     """True unless ``FUSEFLOW_CACHE`` turns the disk cache off."""
-    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in _OFF
+    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in OFF_WORDS
 
 
 def cache_root() -> Path:
@@ -95,9 +95,9 @@ def environment_stamp() -> str:
 
 def _compute_stamp() -> str:
     import llvmlite
+    import llvmlite.binding as llvm
     import numba
     from numba.core import config
-    from numba.core.registry import cpu_target
 
     here = Path(__file__).parent
     sources = hashlib.sha256()
@@ -106,7 +106,10 @@ def _compute_stamp() -> str:
             sources.update((here / name).read_bytes())
         except OSError:  # not installed as files (a zip?): the version alone must then tell
             sources.update(f"{name}: unreadable".encode())
-    triple, cpu, features = cpu_target.target_context.codegen().magic_tuple()
+    # what numba's codegen().magic_tuple() says, read from LLVM without starting numba's target
+    cpu = config.CPU_NAME or llvm.get_host_cpu_name()
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else llvm.get_host_cpu_features().flatten()
+    triple = llvm.get_process_triple()
     parts = {
         "fuseflow": getattr(sys.modules.get("fuseflow"), "__version__", "?"),
         "codegen": sources.hexdigest(),
@@ -244,6 +247,42 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+# ----------------------------------------------------------------------------- object code
+
+
+class ObjectEntry:
+    """The entry of one kernel compiled by `codegen.native`: its object code. Never raises (a bad
+    entry or directory is reported, see the module docstring, and is a miss)."""
+
+    def __init__(self, directory: Path, key: str) -> None:
+        self.path = directory / (key + SUFFIX)
+
+    def read(self) -> bytes | None:
+        try:
+            return read_entry(self.path)
+        except CorruptEntry as e:
+            report_corrupt(self.path, str(e))
+        except OSError as e:
+            report_unusable_dir(self.path.parent, e)
+        return None
+
+    def reject(self, why: str) -> None:
+        """Reports a checked entry whose content is still unusable, and deletes it."""
+        report_corrupt(self.path, why)
+
+    def write(self, payload: bytes) -> None:
+        try:
+            write_entry(self.path, payload)
+        except OSError as e:
+            report_unusable_dir(self.path.parent, e)
+
+
+def object_entry(key: str) -> ObjectEntry | None:
+    """The entry for object code under `key`, or None when the disk cache is off or unusable."""
+    directory = usable_dir()
+    return None if directory is None else ObjectEntry(directory, "native-" + key)
 
 
 # ----------------------------------------------------------------------------- numba's cache hook

@@ -50,7 +50,7 @@ class FusedKernel:
         # the arguments after the inputs: the serial call also passes the whole range [0, n)
         self._tail = (*self._consts, self._dims) + (() if self._parallel else (0, self._n))
         self._half = any(v.type.dtype is dt.float16 for v in list(results) + list(block.args))
-        self._dispatch = self._kernel.dispatcher
+        self._dispatch = self._kernel.fast
         if len(self._outs) == 1:  # (the generator below costs more than a small kernel's whole call)
             (shape, dtype), = self._outs
             self._new_outputs = lambda: (np.empty(shape, dtype),)
@@ -78,7 +78,7 @@ class FusedKernel:
         """Driver source calling this kernel (see `codegen.driver`); None for split or float16 kernels."""
         if self._parallel or self._half:
             return None
-        env[tag] = self._dispatch
+        env[tag] = self._kernel.dispatcher
         tail = []
         for i, extra in enumerate(self._tail):
             if isinstance(extra, np.ndarray):
@@ -104,7 +104,7 @@ def _dims_type(rank):
 
 def kernel_for(plan, types):
     """The compiled kernel of `plan` (one version serves every size, split or not)."""
-    return compile_kernel(plan.source, types + (nbt.uintp, nbt.uintp))
+    return compile_kernel(plan.source, types + (nbt.uintp, nbt.uintp), native=True)
 
 
 def compile_fused(block: Block) -> FusedKernel:

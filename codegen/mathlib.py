@@ -28,6 +28,8 @@ each comment gives the fit's error.
 
 from __future__ import annotations
 
+import hashlib
+import linecache
 import math
 from types import SimpleNamespace
 
@@ -190,15 +192,22 @@ _C64 = _consts(
 # fmt: on
 
 
+def _template(src: str, scope: dict):
+    """The function ``p`` that `src` defines in `scope`. Its source is registered with linecache,
+    so `inspect.getsource` finds it (`codegen.pyllvm` compiles from source)."""
+    filename = f"<fuseflow-mathlib-{hashlib.sha1(src.encode()).hexdigest()[:12]}>"
+    linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+    exec(compile(src, filename, "exec"), scope)  # noqa: S102 -- a fixed template of ours
+    return scope["p"]
+
+
 def _horner(c):
     """An inlinable ``p(z) = c[0] + c[1] z + ...`` for the constant tuple `c` (unrolled at build time)."""
     n = len(c)
     src = f"def p(z):\n    v = c[{n - 1}]\n"
     src += "".join(f"    v = _mul_add(v, z, c[{i}])\n" for i in range(n - 2, -1, -1))
     src += "    return v\n"
-    scope = {"c": c, "_mul_add": _mul_add}
-    exec(src, scope)  # noqa: S102 -- a fixed template; keeps each polynomial one straight-line chain
-    return _inline(scope["p"])
+    return _inline(_template(src, {"c": c, "_mul_add": _mul_add}))
 
 
 # ----------------------------------------------------------------------------- exp, expm1
@@ -362,9 +371,7 @@ def _piecewise_horner(bounds, centres, coefs):
     src += "    acc = " + pick(f"k[{{}}][{deg}]") + "\n"
     src += "".join("    acc = _mul_add(acc, v, " + pick(f"k[{{}}][{j}]") + ")\n" for j in range(deg - 1, -1, -1))
     src += "    return acc\n"
-    scope = {"b": bounds, "m": centres, "k": coefs, "_select": _select, "_mul_add": _mul_add}
-    exec(src, scope)  # noqa: S102 -- a fixed template, see _horner
-    return _inline(scope["p"])
+    return _inline(_template(src, {"b": bounds, "m": centres, "k": coefs, "_select": _select, "_mul_add": _mul_add}))
 
 
 def _make_exp_based(C, exp, exp_parts, scale):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import linecache
+import os
 import secrets
 import threading
 from contextlib import contextmanager
@@ -106,11 +107,13 @@ class Kernel:
     """A compiled generated kernel: exactly one numba version, for C-contiguous arrays.
 
     An argument that does not match (a strided view, a wrong dtype) is retried as a
-    contiguous copy, and otherwise named in a TypeError.
+    contiguous copy, and otherwise named in a TypeError. `fast` is the callable that takes
+    matching arguments only (raising TypeError otherwise), for callers that keep their own
+    retry; `dispatcher` the numba dispatcher (what compiled drivers call).
     """
 
     def __init__(self, dispatcher, source: str) -> None:
-        self.dispatcher = dispatcher
+        self.dispatcher = self.fast = dispatcher
         self.source = source
 
     def __call__(self, *args):
@@ -125,28 +128,82 @@ class Kernel:
                                  for a in args])
 
 
-def compile_kernel(source: str, arg_types: tuple) -> Kernel:
+class NativeKernel:
+    """A kernel compiled by `codegen.native` (no numba); arguments it was not compiled for go to
+    the numba version of the same source, compiled when first needed (so is `dispatcher`)."""
+
+    def __init__(self, fn, source: str, arg_types: tuple) -> None:
+        self.fast = fn
+        self.source = source
+        self._arg_types = arg_types
+
+    @property
+    def dispatcher(self):
+        return compile_kernel(self.source, self._arg_types).dispatcher
+
+    def __call__(self, *args):
+        try:
+            return self.fast(*args)
+        except TypeError:
+            return compile_kernel(self.source, self._arg_types)(*args)
+
+
+def native_enabled() -> bool:
+    """Whether kernels may be compiled without numba (``FUSEFLOW_NATIVE=0`` turns it off)."""
+    return os.environ.get("FUSEFLOW_NATIVE", "1").lower() not in disk_cache.OFF_WORDS
+
+
+def compile_kernel(source: str, arg_types: tuple, native: bool = False) -> Kernel | NativeKernel:
     """The compiled ``kernel`` of `source` for numba `arg_types`, from the cache when it is there.
 
-    Compiled eagerly (errors surface at compile time) and only once: numba may not add
-    versions behind our back, so `KERNEL_STATS` counts every compilation (or disk load).
+    With `native`, LLVM compiles it directly (`codegen.native`) when `codegen.pyllvm` takes the
+    source, else numba does. Compiled eagerly (errors surface at compile time) and only once:
+    numba may not add versions behind our back, so `KERNEL_STATS` counts every compilation (or
+    disk load).
     """
-    key = (source, tuple(str(t) for t in arg_types))
+    native = native and native_enabled()
+    key = (source, tuple(str(t) for t in arg_types), native)
     with _LOCK:
         kernel = _CACHE.get(key)
         if kernel is not None:
             KERNEL_STATS["reused"] += 1
             return kernel
-        options = {"error_model": "numpy", "nogil": True}  # nogil: kernels run on split threads
-        dispatcher = _jit(source, options)
-        disk = _disk_entry(source, arg_types, options)
-        if disk is not None:
-            dispatcher._cache = disk  # numba's hook: asked before compiling, handed what was compiled
-        dispatcher.compile(arg_types)
-        dispatcher.disable_compile()
-        kernel = _CACHE[key] = Kernel(dispatcher, source)
-        KERNEL_STATS["loaded" if disk is not None and disk.loaded else "compiled"] += 1
+        kernel = _CACHE[key] = (native and _native(source, arg_types)) or _numba(source, arg_types)
         return kernel
+
+
+def _native(source: str, arg_types: tuple) -> NativeKernel | None:
+    from fuseflow.codegen.native import compile_native
+    from fuseflow.codegen.pyllvm import Unsupported
+
+    try:
+        fn, loaded = compile_native(source, [_pyllvm_type(t) for t in arg_types], _namespace())
+    except Unsupported:
+        return None
+    KERNEL_STATS["loaded" if loaded else "compiled"] += 1
+    return NativeKernel(fn, source, arg_types)
+
+
+def _pyllvm_type(t):
+    from fuseflow.codegen.pyllvm import ArrayType, Unsupported
+
+    if isinstance(t, nbt.Array):
+        if t.layout != "C":
+            raise Unsupported(f"array layout {t.layout}")
+        return ArrayType(np.dtype(numba.np.numpy_support.as_dtype(t.dtype)), t.ndim, not t.mutable)
+    return np.dtype(numba.np.numpy_support.as_dtype(t))
+
+
+def _numba(source: str, arg_types: tuple) -> Kernel:
+    options = {"error_model": "numpy", "nogil": True}  # nogil: kernels run on split threads
+    dispatcher = _jit(source, options)
+    disk = _disk_entry(source, arg_types, options)
+    if disk is not None:
+        dispatcher._cache = disk  # numba's hook: asked before compiling, handed what was compiled
+    dispatcher.compile(arg_types)
+    dispatcher.disable_compile()
+    KERNEL_STATS["loaded" if disk is not None and disk.loaded else "compiled"] += 1
+    return Kernel(dispatcher, source)
 
 
 def _disk_entry(source: str, arg_types: tuple, options: dict):
@@ -164,9 +221,14 @@ def _jit(source: str, options: dict):
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     # An importable module name: numba refuses to cache (and pickle) a function without one, and
     # rebuilds a loaded kernel's environment from that module.
-    namespace = {"__name__": __name__, "np": np, "_h": helpers, "_m": mathlib}
+    namespace = {"__name__": __name__, **_namespace()}
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102  (our own generated source)
     return numba.njit(cache=False, **options)(namespace["kernel"])
+
+
+def _namespace() -> dict:
+    """The names generated source sees."""
+    return {"np": np, "_h": helpers, "_m": mathlib}
 
 
 def _distinct_symbol_names() -> bool:

@@ -16,7 +16,7 @@ import textwrap
 import pytest
 
 from fuseflow.cli import main
-from fuseflow.codegen import disk_cache
+from fuseflow.codegen import disk_cache, native
 from fuseflow.codegen.disk_cache import MAGIC, SUFFIX, CorruptEntry, read_entry, write_entry
 
 PROGRAM = textwrap.dedent('''
@@ -69,30 +69,36 @@ def _entries(cache_dir):
     return sorted((cache_dir / "kernels").glob("*" + SUFFIX))
 
 
-@pytest.fixture(scope="module")
-def filled(tmp_path_factory):
-    """A cache directory filled by one cold process, and that process's report."""
+# Both compilers' entries: object code from `codegen.native`, numba's compile results (FUSEFLOW_NATIVE=0).
+BACKENDS = {"native": {}, "numba": {"FUSEFLOW_NATIVE": "0"}}
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def filled(request, tmp_path_factory):
+    """A cache directory filled by one cold process, that process's report, and its environment."""
     cache_dir = tmp_path_factory.mktemp("filled")
-    report = _run(cache_dir)
+    env = BACKENDS[request.param]
+    report = _run(cache_dir, **env)
     assert report["stats"]["loaded"] == 0 and report["stats"]["compiled"] >= 2 and not report["warnings"]
-    return cache_dir, report
+    assert all(e.name.startswith("native-") == (request.param == "native") for e in _entries(cache_dir))
+    return cache_dir, report, env
 
 
 @pytest.fixture
 def cache_copy(filled, tmp_path):
     """A private copy of the filled cache (a test may damage it)."""
     shutil.copytree(filled[0], tmp_path / "cache")
-    return tmp_path / "cache", filled[1]
+    return tmp_path / "cache", filled[1], filled[2]
 
 
 def test_cold_process_writes_one_entry_per_kernel(filled):
-    cache_dir, cold = filled
+    cache_dir, cold, _ = filled
     assert len(_entries(cache_dir)) == cold["stats"]["compiled"]
 
 
 def test_second_process_compiles_nothing_and_gives_the_same_results(cache_copy):
-    cache_dir, cold = cache_copy
-    warm = _run(cache_dir)
+    cache_dir, cold, env = cache_copy
+    warm = _run(cache_dir, **env)
     assert warm["stats"]["compiled"] == 0
     assert warm["stats"]["loaded"] == cold["stats"]["compiled"]
     assert warm["digest"] == cold["digest"] and not warm["warnings"]
@@ -100,6 +106,10 @@ def test_second_process_compiles_nothing_and_gives_the_same_results(cache_copy):
 
 def _add_missing_symbol(path, data):
     """A whole entry whose code would link to a symbol no process defines (it must be refused, not linked)."""
+    if path.name.startswith("native-"):
+        head, obj = native.unpack(read_entry(path))
+        write_entry(path, native.pack(head["name"], head["symbols"] + ["fuseflow_test_no_such_symbol"], obj))
+        return
     entry = pickle.loads(read_entry(path))
     entry["symbols"].append("fuseflow_test_no_such_symbol")
     write_entry(path, disk_cache.dumps(entry))
@@ -117,10 +127,10 @@ DAMAGES = {
 
 @pytest.mark.parametrize("damage", DAMAGES)
 def test_a_bad_entry_is_recompiled_with_exactly_one_warning(cache_copy, damage):
-    cache_dir, cold = cache_copy
+    cache_dir, cold, env = cache_copy
     entry = _entries(cache_dir)[0]
     DAMAGES[damage](entry, entry.read_bytes())
-    report = _run(cache_dir)
+    report = _run(cache_dir, **env)
     assert report["stats"]["compiled"] == 1
     assert report["stats"]["loaded"] == cold["stats"]["compiled"] - 1
     assert len(report["warnings"]) == 1 and entry.name in report["warnings"][0]
@@ -200,7 +210,7 @@ def test_the_directory_comes_from_the_environment(monkeypatch, tmp_path):
 
 
 def test_cache_info_and_clear(cache_copy, monkeypatch, capsys):
-    cache_dir, _ = cache_copy
+    cache_dir, _, _ = cache_copy
     monkeypatch.setenv("FUSEFLOW_CACHE_DIR", str(cache_dir))
     n = len(_entries(cache_dir))
     size = sum(f.stat().st_size for f in _entries(cache_dir))

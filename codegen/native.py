@@ -1,0 +1,265 @@
+"""Kernels compiled by LLVM directly: the module `codegen.pyllvm` builds, optimised, loaded, called.
+
+Why: a kernel through numba costs ~0.3 s of numba set-up on the first compile of a process plus
+its pipeline per kernel (a GELU: 0.44 s cold); through `pyllvm` and llvmlite alone it costs tens
+of milliseconds. The machine code is the same kind (LLVM -O3 for the host CPU, loops vectorised),
+and the object code goes to the disk cache, so a second process only loads it.
+
+The call: arrays are passed as the numpy objects themselves (a ctypes ``py_object``), and the
+kernel reads their data pointer, dims, flags and dtype from the object (`ArrayABI`, found by
+probing real arrays at start-up, so a numpy with another layout turns this path off instead of
+misreading memory). A kernel returns 1 without touching memory when an array is not what it was
+compiled for (another dtype or rank, not C-contiguous, not aligned, byte-swapped, an output not
+writable); `NativeKernel` then raises TypeError, which the callers take as "use the copying path".
+ctypes drops the GIL during the call, so the runtime's worker threads run kernels in parallel.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import sys
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from llvmlite import ir
+
+from fuseflow.codegen import disk_cache, pyllvm
+from fuseflow.codegen.pyllvm import ArrayType, Unsupported
+
+# ----------------------------------------------------------------------------- numpy's array object
+
+
+@dataclass(frozen=True)
+class ArrayABI:
+    """Byte offsets of the fields a kernel reads in a numpy array object and its dtype object."""
+
+    data: int
+    nd: int
+    dims: int
+    descr: int
+    flags: int
+    type_num: int  # in the dtype object
+    byteorder: int  # in the dtype object
+
+
+def _word(address: int) -> int:
+    return ctypes.c_uint64.from_address(address).value
+
+
+def _probe() -> ArrayABI | None:
+    """The offsets, found in real arrays and checked on others; None when they cannot be trusted."""
+    a = np.zeros((2, 3, 5), np.float32)
+    base = id(a)
+    try:
+        data = next(o for o in range(0, 128, 8) if _word(base + o) == a.ctypes.data)
+        descr = next(o for o in range(0, 160, 8) if _word(base + o) == id(a.dtype))
+        d = id(a.dtype)
+        kind_at = next(o for o in range(8, 64) if ctypes.string_at(d + o, 3) == b"ff=")
+    except StopIteration:
+        return None
+    abi = ArrayABI(data=data, nd=data + 8, dims=data + 16, descr=descr, flags=descr + 8,
+                   type_num=kind_at + 4, byteorder=kind_at + 2)
+    checks = [np.zeros((4, 1), np.int64), np.ones(7, np.uint8)[::2], np.zeros((), np.float64),
+              np.zeros((3, 2), np.int16).T, np.zeros(3, ">f8")]
+    return abi if all(_reads(abi, x) for x in checks) else None
+
+
+def _reads(abi: ArrayABI, x: np.ndarray) -> bool:
+    """Whether `abi` reads `x`'s fields right."""
+    base, d = id(x), id(x.dtype)
+    dims = _word(base + abi.dims)
+    return (_word(base + abi.data) == x.ctypes.data
+            and ctypes.c_int32.from_address(base + abi.nd).value == x.ndim
+            and all(_word(dims + 8 * k) == n for k, n in enumerate(x.shape))
+            and ctypes.c_int32.from_address(base + abi.flags).value == x.flags.num
+            and ctypes.c_int32.from_address(d + abi.type_num).value == x.dtype.num
+            and ctypes.string_at(d + abi.byteorder, 1) == x.dtype.byteorder.encode())
+
+
+ABI = _probe()
+_C_CONTIGUOUS, _ALIGNED, _WRITEABLE = 0x1, 0x100, 0x400
+_SWAPPED = b">" if sys.byteorder == "little" else b"<"
+
+
+def _type_nums(dtype: np.dtype) -> list[int]:
+    """Every numpy type number with `dtype`'s values (int64 is both 'l' and 'q' on Linux)."""
+    return sorted({np.dtype(c).num for c in np.typecodes["All"] if c not in "OSUVMm" and np.dtype(c) == dtype})
+
+
+def array_prologue(tr: pyllvm.Translator, obj: ir.Value, t: ArrayType, mismatch: ir.Block) -> pyllvm.Array:
+    """Reads array object `obj` (checked against `t`, writable unless `readonly`) into an `Array`."""
+    b = tr.builder
+    i32, i64, i8p = ir.IntType(32), ir.IntType(64), ir.IntType(8).as_pointer()
+
+    def field(offset: int, ty: ir.Type, base=obj) -> ir.Value:
+        return b.load(b.bitcast(b.gep(base, [ir.Constant(i64, offset)]), ty.as_pointer()))
+
+    flags = field(ABI.flags, i32)
+    need = _C_CONTIGUOUS | _ALIGNED | (0 if t.readonly else _WRITEABLE)
+    ok = b.icmp_unsigned("==", b.and_(flags, ir.Constant(i32, need)), ir.Constant(i32, need))
+    ok = b.and_(ok, b.icmp_signed("==", field(ABI.nd, i32), ir.Constant(i32, t.ndim)))
+    descr = field(ABI.descr, i8p)
+    num = field(ABI.type_num, i32, descr)
+    known = [b.icmp_signed("==", num, ir.Constant(i32, n)) for n in _type_nums(t.dtype)]
+    ok = b.and_(ok, _any(b, known))
+    order = field(ABI.byteorder, ir.IntType(8), descr)
+    ok = b.and_(ok, b.icmp_unsigned("!=", order, ir.Constant(ir.IntType(8), _SWAPPED[0])))
+    go_on = tr.fn.append_basic_block("checked")
+    b.cbranch(ok, go_on, mismatch)
+    b.position_at_end(go_on)
+    elem = pyllvm.storage_type(t.dtype).as_pointer()
+    data = b.bitcast(field(ABI.data, i8p), elem)
+    dims = field(ABI.dims, i64.as_pointer())
+    shape = [b.load(b.gep(dims, [ir.Constant(i64, k)])) for k in range(t.ndim)]
+    return pyllvm.Array(data, shape, t)
+
+
+def _any(b: ir.IRBuilder, conds: list) -> ir.Value:
+    acc = conds[0]
+    for c in conds[1:]:
+        acc = b.or_(acc, c)
+    return acc
+
+
+# ----------------------------------------------------------------------------- LLVM
+
+
+class _Engine:
+    """The target machine and one MCJIT engine holding every native kernel of the process."""
+
+    def __init__(self) -> None:
+        import llvmlite.binding as llvm
+
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        self.llvm = llvm
+        target = llvm.Target.from_triple(llvm.get_process_triple())
+        self.cpu, self.features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+        self.machine = target.create_target_machine(cpu=self.cpu, features=self.features, opt=3,
+                                                    reloc="default", codemodel="jitdefault")
+        self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self.machine)
+        self.lock = threading.Lock()
+
+    def compile(self, module: ir.Module) -> tuple[bytes, list]:
+        """Object code of `module`, optimised at -O3 with loop and SLP vectorisation, and the
+        external symbols it links to."""
+        llvm = self.llvm
+        module.triple = self.machine.triple
+        module.data_layout = str(self.machine.target_data)
+        ref = llvm.parse_assembly(str(module))
+        ref.verify()
+        options = llvm.create_pipeline_tuning_options(speed_level=3)
+        options.loop_vectorization = True
+        options.slp_vectorization = True
+        builder = llvm.create_pass_builder(self.machine, options)
+        builder.getModulePassManager().run(ref, builder)
+        return self.machine.emit_object(ref), _external_symbols(ref)
+
+    def load(self, obj: bytes, name: str) -> int:
+        """Adds object code to the engine; the address of its function `name`."""
+        with self.lock:
+            self.engine.add_object_file(self.llvm.ObjectFileRef.from_data(obj))
+            self.engine.finalize_object()
+            return self.engine.get_function_address(name)
+
+    def stamp(self) -> str:
+        import llvmlite
+
+        return repr((llvmlite.__version__, self.llvm.get_process_triple(), self.cpu, self.features))
+
+
+# Intrinsics and instructions the code generator may turn into calls of these C functions.
+_LIBCALLS = {"llvm.pow.": ("pow", "powf"), "llvm.memset": ("memset",), "llvm.memcpy": ("memcpy",),
+             "llvm.memmove": ("memmove",), " frem ": ("fmod", "fmodf")}
+
+
+def _external_symbols(ref) -> list[str]:
+    """The C functions the optimised module `ref` may call (declarations, libcalls of intrinsics)."""
+    text = str(ref)
+    out = {f.name for f in ref.functions if f.is_declaration and not f.name.startswith("llvm.")}
+    for marker, names in _LIBCALLS.items():
+        if marker in text:
+            out.update(names)
+    return sorted(out)
+
+
+_ENGINE: list = []
+
+
+def engine() -> _Engine:
+    if not _ENGINE:
+        _ENGINE.append(_Engine())
+    return _ENGINE[0]
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+def _mismatch(code: int) -> None:
+    if code:
+        raise TypeError("kernel arguments do not match the types it was compiled for")
+
+
+def _ctype(t):
+    if isinstance(t, ArrayType):
+        return ctypes.py_object
+    return np.ctypeslib.as_ctypes_type(t)
+
+
+def compile_native(source: str, arg_types: list, namespace: dict):
+    """``(ctypes function, loaded)`` for `source` with `arg_types` (`pyllvm` types), from the disk
+    cache when an entry is there. Raises `Unsupported` when this path cannot take the kernel."""
+    if ABI is None:
+        raise Unsupported("numpy's array object layout was not recognised")
+    eng = engine()
+    digest = hashlib.sha256(repr((source, arg_types, eng.stamp(), disk_cache.environment_stamp())).encode())
+    name = "fuseflow_" + digest.hexdigest()[:24]
+    entry = disk_cache.object_entry(digest.hexdigest())
+    obj = _read(entry, name)
+    loaded = obj is not None
+    if obj is None:
+        obj, symbols = eng.compile(pyllvm.translate_kernel(source, arg_types, name, namespace))
+        if entry is not None:
+            entry.write(pack(name, symbols, obj))
+    prototype = ctypes.CFUNCTYPE(ctypes.c_int32, *[_ctype(t) for t in arg_types])
+    fn = prototype(eng.load(obj, name))
+    fn.restype = _mismatch  # a non-zero result raises TypeError
+    return fn, loaded
+
+
+# Object files start with these bytes (ELF, 64-bit Mach-O, x86-64 COFF).
+_OBJECT_MAGIC = (b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\x64\x86")
+
+
+def pack(name: str, symbols: list, obj: bytes) -> bytes:
+    """A disk-cache payload: a JSON line (the function's name, the symbols the code links to), then the object code."""
+    return json.dumps({"name": name, "symbols": symbols}).encode() + b"\n" + obj
+
+
+def unpack(payload: bytes) -> tuple[dict, bytes]:
+    head, _, obj = payload.partition(b"\n")
+    return json.loads(head), obj
+
+
+def _read(entry, name: str) -> bytes | None:
+    """The object code in `entry`, checked before LLVM sees it (a bad one is reported, and None)."""
+    payload = entry.read() if entry is not None else None
+    if payload is None:
+        return None
+    try:
+        head, obj = unpack(payload)
+        why = None if head["name"] == name else "another kernel's entry"
+        if why is None and (not obj.startswith(_OBJECT_MAGIC) or name.encode() not in obj):
+            why = "not object code of this kernel"
+        missing = [s for s in head["symbols"] if not engine().llvm.address_of_symbol(s)]
+        if why is None and missing:  # MCJIT would abort the process on an unresolved symbol
+            why = f"links to symbols this process lacks: {', '.join(missing)}"
+    except (ValueError, KeyError, TypeError) as e:
+        why = f"no valid header ({type(e).__name__})"
+    if why is None:
+        return obj
+    entry.reject(why)
+    return None
