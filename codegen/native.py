@@ -135,6 +135,7 @@ class _Engine:
 
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
+        _add_symbols(llvm)
         self.llvm = llvm
         target = llvm.Target.from_triple(llvm.get_process_triple())
         self.cpu, self.features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
@@ -171,6 +172,26 @@ class _Engine:
         return repr((llvmlite.__version__, self.llvm.get_process_triple(), self.cpu, self.features))
 
 
+# The C functions and data kernels may link to: libm calls LLVM makes of some intrinsics, and the
+# Python C API the entry point uses. Their addresses are given to LLVM explicitly (it does not
+# search the process by itself).
+_C_FUNCTIONS = ("pow", "powf", "fmod", "fmodf", "memset", "memcpy", "memmove")
+_PY_FUNCTIONS = ("PyLong_AsLongLong", "PyLong_AsUnsignedLongLong", "PyFloat_AsDouble", "PyErr_Occurred",
+                 "PyErr_SetString", "PyEval_SaveThread", "PyEval_RestoreThread", "Py_IncRef")
+_PY_DATA = ("PyExc_TypeError", "_Py_NoneStruct")
+
+
+def _add_symbols(llvm) -> None:
+    process = ctypes.CDLL(None)
+    for name in _C_FUNCTIONS:
+        if hasattr(process, name):
+            llvm.add_symbol(name, ctypes.cast(getattr(process, name), ctypes.c_void_p).value)
+    for name in _PY_FUNCTIONS:
+        llvm.add_symbol(name, ctypes.cast(getattr(ctypes.pythonapi, name), ctypes.c_void_p).value)
+    for name in _PY_DATA:
+        llvm.add_symbol(name, ctypes.addressof(ctypes.c_char.in_dll(ctypes.pythonapi, name)))
+
+
 # Intrinsics and instructions the code generator may turn into calls of these C functions.
 _LIBCALLS = {"llvm.pow.": ("pow", "powf"), "llvm.memset": ("memset",), "llvm.memcpy": ("memcpy",),
              "llvm.memmove": ("memmove",), " frem ": ("fmod", "fmodf")}
@@ -198,20 +219,105 @@ def engine() -> _Engine:
 # ----------------------------------------------------------------------------- kernels
 
 
-def _mismatch(code: int) -> None:
-    if code:
-        raise TypeError("kernel arguments do not match the types it was compiled for")
+class _MethodDef(ctypes.Structure):
+    """CPython's PyMethodDef."""
+
+    _fields_ = [("ml_name", ctypes.c_char_p), ("ml_meth", ctypes.c_void_p), ("ml_flags", ctypes.c_int),
+                ("ml_doc", ctypes.c_char_p)]
 
 
-def _ctype(t):
-    if isinstance(t, ArrayType):
-        return ctypes.py_object
-    return np.ctypeslib.as_ctypes_type(t)
+_METH_FASTCALL = 0x80
+_new_function = ctypes.pythonapi.PyCFunction_NewEx
+_new_function.restype = ctypes.py_object
+_new_function.argtypes = [ctypes.POINTER(_MethodDef), ctypes.c_void_p, ctypes.c_void_p]  # self, module: NULL
+_DEFS: list = []  # every PyMethodDef a function points to, kept alive with the process
+
+
+def _python_function(address: int, name: str):
+    """A Python builtin function whose C code is at `address` (a METH_FASTCALL entry)."""
+    method = _MethodDef(name.encode(), address, _METH_FASTCALL, b"a fuseflow kernel compiled by LLVM")
+    _DEFS.append(method)
+    return _new_function(ctypes.byref(method), None, None)
+
+
+def _declare(module: ir.Module, name: str, ret: ir.Type, args: list) -> ir.Function:
+    return module.globals.get(name) or ir.Function(module, ir.FunctionType(ret, args), name)
+
+
+def _external(module: ir.Module, name: str, ty: ir.Type) -> ir.GlobalVariable:
+    return module.globals.get(name) or ir.GlobalVariable(module, ty, name=name)
+
+
+def python_entry(module: ir.Module, core: ir.Function, arg_types: list) -> ir.Function:
+    """``PyObject *name_py(self, args, nargs)``, CPython's METH_FASTCALL convention: converts the
+    arguments, runs `core` with the GIL released, and returns None, or raises TypeError (when the
+    count is wrong or `core` says an array does not match) or the conversion's error."""
+    i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
+    obj = i8.as_pointer()
+    fn = ir.Function(module, ir.FunctionType(obj, [obj, obj.as_pointer(), i64]), core.name + "_py")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    _, args, nargs = fn.args
+
+    def raise_type_error(message: str) -> None:
+        text = bytearray(message.encode() + b"\0")
+        g = ir.GlobalVariable(module, ir.ArrayType(i8, len(text)), name=f"{core.name}_msg{len(module.globals)}")
+        g.initializer, g.global_constant, g.linkage = ir.Constant(g.type.pointee, text), True, "internal"
+        setter = _declare(module, "PyErr_SetString", ir.VoidType(), [obj, obj])
+        b.call(setter, [b.load(_external(module, "PyExc_TypeError", obj)), b.bitcast(g, obj)])
+        b.ret(ir.Constant(obj, None))
+
+    count_ok, wrong_count = fn.append_basic_block("count_ok"), fn.append_basic_block("wrong_count")
+    b.cbranch(b.icmp_signed("==", nargs, ir.Constant(i64, len(arg_types))), count_ok, wrong_count)
+    b.position_at_end(wrong_count)
+    raise_type_error(f"a kernel takes {len(arg_types)} arguments")
+    b.position_at_end(count_ok)
+    values = []
+    for k, t in enumerate(arg_types):
+        item = b.load(b.gep(args, [ir.Constant(i64, k)]))
+        values.append(item if isinstance(t, ArrayType) else _convert(module, b, fn, item, t))
+    state = b.call(_declare(module, "PyEval_SaveThread", obj, []), [])
+    code = b.call(core, values)
+    b.call(_declare(module, "PyEval_RestoreThread", ir.VoidType(), [obj]), [state])
+    ok, bad = fn.append_basic_block("ok"), fn.append_basic_block("mismatch")
+    b.cbranch(b.icmp_signed("==", code, ir.Constant(i32, 0)), ok, bad)
+    b.position_at_end(bad)
+    raise_type_error("kernel arguments do not match the types it was compiled for")
+    b.position_at_end(ok)
+    none = _external(module, "_Py_NoneStruct", i8)
+    b.call(_declare(module, "Py_IncRef", ir.VoidType(), [obj]), [none])
+    b.ret(none)
+    return fn
+
+
+def _convert(module: ir.Module, b: ir.IRBuilder, fn: ir.Function, item: ir.Value, t) -> ir.Value:
+    """Python number `item` as a value of scalar type `t`; `fn` returns NULL if that raised."""
+    obj, i64 = ir.IntType(8).as_pointer(), ir.IntType(64)
+    if t.kind in "iu":
+        name = "PyLong_AsLongLong" if t.kind == "i" else "PyLong_AsUnsignedLongLong"
+        value = b.call(_declare(module, name, i64, [obj]), [item])
+        maybe_error = b.icmp_signed("==", value, ir.Constant(i64, -1))
+    elif t.kind == "f":
+        value = b.call(_declare(module, "PyFloat_AsDouble", ir.DoubleType(), [obj]), [item])
+        maybe_error = b.fcmp_ordered("==", value, ir.Constant(ir.DoubleType(), -1.0))
+    else:
+        raise Unsupported(f"a kernel argument of type {t}")
+    check, error, go_on = (fn.append_basic_block(n) for n in ("check", "error", "converted"))
+    b.cbranch(maybe_error, check, go_on)
+    b.position_at_end(check)
+    occurred = b.call(_declare(module, "PyErr_Occurred", obj, []), [])
+    b.cbranch(b.icmp_unsigned("!=", occurred, ir.Constant(obj, None)), error, go_on)
+    b.position_at_end(error)
+    b.ret(ir.Constant(obj, None))
+    b.position_at_end(go_on)
+    if t.itemsize == 8:
+        return value
+    return b.fptrunc(value, pyllvm.ll_type(t)) if t.kind == "f" else b.trunc(value, pyllvm.ll_type(t))
 
 
 def compile_native(source: str, arg_types: list, namespace: dict):
-    """``(ctypes function, loaded)`` for `source` with `arg_types` (`pyllvm` types), from the disk
-    cache when an entry is there. Raises `Unsupported` when this path cannot take the kernel."""
+    """``(function, loaded)``: a Python callable running `source` compiled for `arg_types`
+    (`pyllvm` types), from the disk cache when an entry is there. Raises `Unsupported` when this
+    path cannot take the kernel."""
     if ABI is None:
         raise Unsupported("numpy's array object layout was not recognised")
     eng = engine()
@@ -221,13 +327,12 @@ def compile_native(source: str, arg_types: list, namespace: dict):
     obj = _read(entry, name)
     loaded = obj is not None
     if obj is None:
-        obj, symbols = eng.compile(pyllvm.translate_kernel(source, arg_types, name, namespace))
+        module = pyllvm.translate_kernel(source, arg_types, name, namespace)
+        python_entry(module, module.globals[name], arg_types)
+        obj, symbols = eng.compile(module)
         if entry is not None:
             entry.write(pack(name, symbols, obj))
-    prototype = ctypes.CFUNCTYPE(ctypes.c_int32, *[_ctype(t) for t in arg_types])
-    fn = prototype(eng.load(obj, name))
-    fn.restype = _mismatch  # a non-zero result raises TypeError
-    return fn, loaded
+    return _python_function(eng.load(obj, name + "_py"), name), loaded
 
 
 # Object files start with these bytes (ELF, 64-bit Mach-O, x86-64 COFF).
