@@ -175,10 +175,10 @@ class _Engine:
 # The C functions and data kernels may link to: libm calls LLVM makes of some intrinsics, and the
 # Python C API the entry point uses. Their addresses are given to LLVM explicitly (it does not
 # search the process by itself).
-_C_FUNCTIONS = ("pow", "powf", "fmod", "fmodf", "memset", "memcpy", "memmove")
+_C_FUNCTIONS = ("pow", "powf", "fmod", "fmodf", "memset", "memcpy", "memmove", "malloc", "free")
 _PY_FUNCTIONS = ("PyLong_AsLongLong", "PyLong_AsUnsignedLongLong", "PyFloat_AsDouble", "PyErr_Occurred",
                  "PyErr_SetString", "PyEval_SaveThread", "PyEval_RestoreThread", "Py_IncRef")
-_PY_DATA = ("PyExc_TypeError", "_Py_NoneStruct")
+_PY_DATA = ("PyExc_TypeError", "PyExc_MemoryError", "_Py_NoneStruct")
 
 
 def _add_symbols(llvm) -> None:
@@ -251,25 +251,25 @@ def _external(module: ir.Module, name: str, ty: ir.Type) -> ir.GlobalVariable:
 def python_entry(module: ir.Module, core: ir.Function, arg_types: list) -> ir.Function:
     """``PyObject *name_py(self, args, nargs)``, CPython's METH_FASTCALL convention: converts the
     arguments, runs `core` with the GIL released, and returns None, or raises TypeError (when the
-    count is wrong or `core` says an array does not match) or the conversion's error."""
+    count is wrong or `core` says an array does not match), MemoryError, or the conversion's error."""
     i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
     obj = i8.as_pointer()
     fn = ir.Function(module, ir.FunctionType(obj, [obj, obj.as_pointer(), i64]), core.name + "_py")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     _, args, nargs = fn.args
 
-    def raise_type_error(message: str) -> None:
+    def raise_error(kind: str, message: str) -> None:
         text = bytearray(message.encode() + b"\0")
         g = ir.GlobalVariable(module, ir.ArrayType(i8, len(text)), name=f"{core.name}_msg{len(module.globals)}")
         g.initializer, g.global_constant, g.linkage = ir.Constant(g.type.pointee, text), True, "internal"
         setter = _declare(module, "PyErr_SetString", ir.VoidType(), [obj, obj])
-        b.call(setter, [b.load(_external(module, "PyExc_TypeError", obj)), b.bitcast(g, obj)])
+        b.call(setter, [b.load(_external(module, kind, obj)), b.bitcast(g, obj)])
         b.ret(ir.Constant(obj, None))
 
     count_ok, wrong_count = fn.append_basic_block("count_ok"), fn.append_basic_block("wrong_count")
     b.cbranch(b.icmp_signed("==", nargs, ir.Constant(i64, len(arg_types))), count_ok, wrong_count)
     b.position_at_end(wrong_count)
-    raise_type_error(f"a kernel takes {len(arg_types)} arguments")
+    raise_error("PyExc_TypeError", f"a kernel takes {len(arg_types)} arguments")
     b.position_at_end(count_ok)
     values = []
     for k, t in enumerate(arg_types):
@@ -278,10 +278,14 @@ def python_entry(module: ir.Module, core: ir.Function, arg_types: list) -> ir.Fu
     state = b.call(_declare(module, "PyEval_SaveThread", obj, []), [])
     code = b.call(core, values)
     b.call(_declare(module, "PyEval_RestoreThread", ir.VoidType(), [obj]), [state])
-    ok, bad = fn.append_basic_block("ok"), fn.append_basic_block("mismatch")
-    b.cbranch(b.icmp_signed("==", code, ir.Constant(i32, 0)), ok, bad)
+    ok, bad, no_memory = (fn.append_basic_block(n) for n in ("ok", "mismatch", "no_memory"))
+    switch = b.switch(code, ok)
+    switch.add_case(ir.Constant(i32, 1), bad)
+    switch.add_case(ir.Constant(i32, 2), no_memory)
     b.position_at_end(bad)
-    raise_type_error("kernel arguments do not match the types it was compiled for")
+    raise_error("PyExc_TypeError", "kernel arguments do not match the types it was compiled for")
+    b.position_at_end(no_memory)
+    raise_error("PyExc_MemoryError", "a kernel could not allocate its scratch arrays")
     b.position_at_end(ok)
     none = _external(module, "_Py_NoneStruct", i8)
     b.call(_declare(module, "Py_IncRef", ir.VoidType(), [obj]), [none])

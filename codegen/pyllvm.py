@@ -183,6 +183,8 @@ class Translator:
         self.entry = fn.append_basic_block("entry")
         self.builder = ir.IRBuilder(fn.append_basic_block("body"))
         self._globals: dict = {}
+        self.allocations: list = []  # what the kernel's np.full / np.zeros took, freed when it returns
+        self.nested = 0  # how deep in branches, loops and inlined calls the statement being built is
 
     # -- allocation
     def alloca(self, t: ir.Type) -> ir.Value:
@@ -193,6 +195,11 @@ class Translator:
         return Slot(self.alloca(ll_type(t)), t)
 
     # -- statements
+    def nested_body(self, frame: Frame, stmts) -> None:
+        self.nested += 1
+        self.run_body(frame, stmts)
+        self.nested -= 1
+
     def run_body(self, frame: Frame, stmts) -> None:
         for stmt in stmts:
             if self.builder.block.is_terminated:
@@ -269,7 +276,7 @@ class Translator:
         self.builder.cbranch(cond.v, then_block, else_block)
         for block, body in ((then_block, s.body), (else_block, s.orelse)):
             self.builder.position_at_end(block)
-            self.run_body(frame, body)
+            self.nested_body(frame, body)
             if not self.builder.block.is_terminated:
                 self.builder.branch(merge)
         self.builder.position_at_end(merge)
@@ -283,7 +290,7 @@ class Translator:
         self.builder.cbranch(self.truth(self.expr(frame, s.test)).v, body, done)
         self.builder.position_at_end(body)
         frame.loop_exits.append(done)
-        self.run_body(frame, s.body)
+        self.nested_body(frame, s.body)
         frame.loop_exits.pop()
         if not self.builder.block.is_terminated:
             self.builder.branch(head)
@@ -315,7 +322,7 @@ class Translator:
         nonneg = kind == U64 or isinstance(first, ast.Constant) and first.value >= 0 or bounds[0].nonneg
         self.bind(frame, s.target.id, Val(i, kind), loop=nonneg)
         frame.loop_exits.append(done)
-        self.run_body(frame, s.body)
+        self.nested_body(frame, s.body)
         frame.loop_exits.pop()
         if not self.builder.block.is_terminated:
             self.builder.branch(step)
@@ -333,7 +340,7 @@ class Translator:
         if frame.exit is None:  # the kernel itself
             if s.value is not None:
                 raise Unsupported("a kernel returning a value")
-            self.builder.ret(ir.Constant(ir.IntType(32), 0))
+            self.kernel_return(0)
             return
         value = self.expr(frame, s.value)
         items = list(value) if isinstance(value, tuple) else [value]
@@ -449,6 +456,8 @@ class Translator:
 
     # -- calls
     def call(self, fn, args: list, name: str):
+        if fn is np.full or fn is np.zeros:
+            return self.allocate(args, fn is np.full)
         handler = _INTRINSICS.get(id(fn))
         if handler is not None:
             return handler(self, args)
@@ -471,7 +480,7 @@ class Translator:
         frame = Frame({}, consts, fastmath, exit=self.fn.append_basic_block(f"{py_func.__name__}.exit"))
         for p, a in zip(params, args):
             self.bind(frame, p, a)
-        self.run_body(frame, tree.body)
+        self.nested_body(frame, tree.body)
         if not self.builder.block.is_terminated:
             raise Unsupported(f"{py_func.__name__} can end without a return")
         self.builder.position_at_end(frame.exit)
@@ -479,6 +488,63 @@ class Translator:
             raise Unsupported(f"{py_func.__name__} returns nothing")
         values = [Val(self.builder.load(r.ptr), r.t) for r in frame.results]
         return values[0] if len(values) == 1 else tuple(values)
+
+    # -- memory the kernel allocates
+    def allocate(self, args: list, full: bool) -> Array:
+        """``np.full(shape, value)`` or ``np.zeros(shape, dtype)``: a C array from malloc, freed at the
+        kernel's return. Only at the kernel's top level, so every return sees it allocated."""
+        if self.nested or len(args) != 2:
+            raise Unsupported("np.full / np.zeros inside a branch, loop or call, or without two arguments")
+        shape = list(args[0]) if isinstance(args[0], tuple) else [args[0]]
+        dims = [self.cast(self.scalar(d), I64).v for d in shape]
+        if full:
+            value = self.scalar(args[1])
+        else:
+            if not isinstance(args[1], Const):
+                raise Unsupported("np.zeros of a computed dtype")
+            dtype = np.dtype(args[1].py)
+            value = Val(self.constant(0, dtype), dtype)
+        b, i64 = self.builder, ir.IntType(64)
+        count = ir.Constant(i64, 1)
+        for d in dims:
+            count = b.mul(count, d)
+        size = b.mul(count, ir.Constant(i64, value.t.itemsize))
+        size = b.select(b.icmp_unsigned("==", size, ir.Constant(i64, 0)), ir.Constant(i64, 1), size)
+        i8p = ir.IntType(8).as_pointer()
+        malloc = self.module.globals.get("malloc") or ir.Function(self.module, ir.FunctionType(i8p, [i64]), "malloc")
+        raw = b.call(malloc, [size])
+        failed, go_on = self.fn.append_basic_block("no_memory"), self.fn.append_basic_block("allocated")
+        b.cbranch(b.icmp_unsigned("==", raw, ir.Constant(i8p, None)), failed, go_on)
+        b.position_at_end(failed)
+        self.kernel_return(2)
+        b.position_at_end(go_on)
+        self.allocations.append(raw)
+        data = b.bitcast(raw, storage_type(value.t).as_pointer())
+        self.fill(data, count, self.to_storage(value, value.t))
+        return Array(data, dims, ArrayType(value.t, len(dims), readonly=False))
+
+    def fill(self, data: ir.Value, count: ir.Value, value: ir.Value) -> None:
+        b, i64 = self.builder, ir.IntType(64)
+        index = self.alloca(i64)
+        b.store(ir.Constant(i64, 0), index)
+        head, body, done = (self.fn.append_basic_block(n) for n in ("fill", "fill_body", "filled"))
+        b.branch(head)
+        b.position_at_end(head)
+        i = b.load(index)
+        b.cbranch(b.icmp_unsigned("<", i, count), body, done)
+        b.position_at_end(body)
+        b.store(value, b.gep(data, [i], inbounds=True))
+        b.store(b.add(i, ir.Constant(i64, 1)), index)
+        b.branch(head)
+        b.position_at_end(done)
+
+    def kernel_return(self, code: int) -> None:
+        """Frees what the kernel allocated so far and returns `code` (0 done, 2 out of memory)."""
+        i8p = ir.IntType(8).as_pointer()
+        free = self.module.globals.get("free") or ir.Function(self.module, ir.FunctionType(ir.VoidType(), [i8p]), "free")
+        for raw in self.allocations:
+            self.builder.call(free, [raw])
+        self.builder.ret(ir.Constant(ir.IntType(32), code))
 
     # -- scalars
     def scalar(self, value) -> Val:
@@ -774,7 +840,8 @@ _BUILTINS = {"abs": abs, "max": max, "min": min, "range": range}
 
 def translate_kernel(source: str, arg_types: list, name: str, namespace: dict) -> ir.Module:
     """An LLVM module with ``i32 name(args...)``: 0 after running ``kernel`` of `source`, 1 when an
-    array argument is not what `arg_types` says (the caller then takes another path).
+    array argument is not what `arg_types` says (the caller then takes another path), 2 when an
+    allocation failed.
 
     Array arguments arrive as numpy array objects and are read through `array_fields` offsets.
     """
@@ -796,7 +863,7 @@ def translate_kernel(source: str, arg_types: list, name: str, namespace: dict) -
             tr.bind(frame, arg.arg, Val(p, t))
     tr.run_body(frame, tree.body)
     if not tr.builder.block.is_terminated:
-        tr.builder.ret(ir.Constant(ir.IntType(32), 0))
+        tr.kernel_return(0)
     with tr.builder.goto_block(tr.entry):
         tr.builder.branch(fn.blocks[1])
     tr.builder.position_at_end(mismatch)
