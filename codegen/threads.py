@@ -48,23 +48,35 @@ class Workers:
             del fn, args  # holding the arrays while idle would stop the runtime recycling them
 
     def run(self, fn, args: tuple, n: int) -> None:
-        """``fn(*args, lo, hi)`` over slices covering ``[0, n)``; serially when the workers are busy."""
+        """``fn(*args, lo, hi)`` over slices covering ``[0, n)``; serially when the workers are busy.
+
+        The range is cut into `CHUNKS_PER_THREAD` slices per thread, which the threads take in
+        turn: a thread slowed by another process on its core takes fewer, instead of the whole
+        run waiting for its one fixed half.
+        """
         if self.count == 0 or n < 2 or not self._lock.acquire(blocking=False):
             fn(*args, 0, n)
             return
         try:
             if not self._tasks:
                 self._start()
-            parts = min(self.count + 1, n)
-            bounds = [n * k // parts for k in range(parts + 1)]
-            for k in range(1, parts):
-                self._tasks[k - 1].put((fn, (*args, bounds[k], bounds[k + 1])))
+            chunks = min(CHUNKS_PER_THREAD * (self.count + 1), n)
+            bounds = [n * k // chunks for k in range(chunks + 1)]
+            todo = iter(range(chunks))  # shared: next() hands each chunk out once (atomic under the GIL)
+
+            def work() -> None:
+                for k in todo:
+                    fn(*args, bounds[k], bounds[k + 1])
+
+            helpers = min(self.count, chunks - 1)
+            for k in range(helpers):
+                self._tasks[k].put((work, ()))
             error = None
             try:
-                fn(*args, bounds[0], bounds[1])
+                work()
             except BaseException as e:  # noqa: BLE001  (wait for the others before raising)
                 error = e
-            for _ in range(1, parts):
+            for _ in range(helpers):
                 error = self._done.get() or error
             if error is not None:
                 raise error
@@ -72,4 +84,5 @@ class Workers:
             self._lock.release()
 
 
+CHUNKS_PER_THREAD = 4
 WORKERS = Workers(max(_cores() - 1, 0))
