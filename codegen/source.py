@@ -2,7 +2,8 @@
 
 A kernel is the source text of ``def kernel(out0, ..., in0, ...)`` with explicit
 loops. `compile_kernel` compiles it once per (source text, argument dtypes) with
-``numba.njit`` and keeps it in memory, so two equal ops (or the same op at a new
+``numba.njit``, or with LLVM directly (`codegen.native`) where the caller asks for it and
+`codegen.pyllvm` takes the source, and keeps it in memory, so two equal ops (or the same op at a new
 batch size: sizes are read from the arrays at run time) share one compiled
 kernel. Behind the memory cache sits the disk cache (`fuseflow.codegen.disk_cache`):
 a kernel compiled by an earlier process is loaded, not compiled. `KERNEL_STATS`
