@@ -8,6 +8,7 @@ float32, x87 long double numpy (mpmath for erf, or where long double is plain do
 from __future__ import annotations
 
 import math
+import os
 import re
 
 import llvmlite.binding as llvm
@@ -167,6 +168,23 @@ def max_error(name: str, x: np.ndarray) -> tuple[float, float]:
 def test_within_tolerance_over_whole_range(name, dtype):
     err, where = max_error(name, sample(name, dtype))
     assert err <= TOLERANCE[dtype], f"{name}({where!r}) is {err:.3f} ulp off"
+
+
+_EXHAUSTIVE = [n for n in os.environ.get("FUSEFLOW_EXHAUSTIVE", "").split(",") if n]
+
+
+@pytest.mark.skipif(not _EXHAUSTIVE, reason="minutes per function: FUSEFLOW_EXHAUSTIVE=tanh,exp,... selects them")
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "erf"])  # erf's float64 reference is a Python loop
+def test_float32_within_tolerance_on_every_input(name):
+    if name not in _EXHAUSTIVE:
+        pytest.skip(f"{name} not in FUSEFLOW_EXHAUSTIVE")
+    worst, where = 0.0, None
+    for start in range(0, 2**32, 2**24):
+        x = np.arange(start, start + 2**24, dtype=np.uint32).view(F32)
+        err, at = max_error(name, x)
+        if err > worst:
+            worst, where = err, at
+    assert worst <= TOLERANCE[F32], f"{name}({where!r}) is {worst:.3f} ulp off"
 
 
 def _denominators(frac, limit: int, mp) -> list[int]:
