@@ -131,6 +131,7 @@ _C32 = _consts(
     ln2_hi=0.693145751953125, ln2_lo=1.428606765330187e-06,  # ln2_hi * k exact for |k| < 2**8
     log_ln2_hi=6.9313812256e-01, log_ln2_lo=9.0580006145e-06,
     exp_hi=89.0, exp_lo=-104.0, expm1_lo=-18.0, expm1_kbig=24,
+    tanh_one=9.25,  # 1 - tanh(x) < 2**-25 beyond 9.02: tanh rounds to 1
     # (exp(r) - 1 - r) / r**2 on |r| <= ln2/2, abs error 2**-29.5
     exp_p=(0.5, 1.6666667e-01, 4.1666463e-02, 8.333285e-03, 1.3933773e-03, 1.9907767e-04),
     # (2 atanh(s) - 2s) / s**3 in z = s**2 <= 0.0295, error of z*Q 2**-35.9
@@ -157,6 +158,7 @@ _C64 = _consts(
     ln2_hi=6.93147180369123816490e-01, ln2_lo=1.90821492927058770002e-10,  # 32-bit hi: k * hi exact
     log_ln2_hi=6.93147180369123816490e-01, log_ln2_lo=1.90821492927058770002e-10,
     exp_hi=710.0, exp_lo=-746.0, expm1_lo=-40.0, expm1_kbig=53,
+    tanh_one=19.5,  # 1 - tanh(x) < 2**-54 beyond 19.07
     # (exp(r) - 1 - r) / r**2 on |r| <= ln2/2, abs error 2**-59.3
     exp_p=(0.5, 0.1666666666666667, 0.041666666666666685, 0.008333333333326056, 0.001388888888887424,
            0.0001984126987509361, 2.480158734771385e-05, 2.755725505466536e-06, 2.7557252550396155e-07,
@@ -262,6 +264,17 @@ def _make_exp(C):
         return scale(ph, k)
 
     @_inline
+    def exp_moderate(y):
+        # exp(y) for 0 <= y <= 2 tanh_one (or NaN): no overflow or subnormal result, so one power of
+        # two scales it, and no correction term for r: its rounding (relative 2**-24 of r) is a
+        # relative error below 1/2 ulp of exp(y), which tanh's 1 - 2 / (e + 1) shrinks further.
+        t = y * log2e + shift
+        n = t - shift
+        k = _to_bits(t) - shift_bits
+        r = (y - n * ln2_hi) - n * ln2_lo
+        return pow2(k, y) * (one + (r + r * r * exp_p(r)))
+
+    @_inline
     def expm1(x):
         k, r, c = reduce(x, expm1_lo)
         q = c + r * r * exp_p(r)  # expm1(r) = r + q
@@ -279,11 +292,11 @@ def _make_exp(C):
         y = _select(k > kbig, y_big, y_small)
         return _select(x == zero, x, y)  # expm1(-0.0) = -0.0
 
-    return exp, expm1, exp_parts, scale
+    return exp, expm1, exp_parts, scale, exp_moderate
 
 
-exp_f32, expm1_f32, _exp_parts_f32, _scale_f32 = _make_exp(_C32)
-exp_f64, expm1_f64, _exp_parts_f64, _scale_f64 = _make_exp(_C64)
+exp_f32, expm1_f32, _exp_parts_f32, _scale_f32, _exp_moderate_f32 = _make_exp(_C32)
+exp_f64, expm1_f64, _exp_parts_f64, _scale_f64, _exp_moderate_f64 = _make_exp(_C64)
 
 # ----------------------------------------------------------------------------- log, log1p
 
@@ -374,21 +387,22 @@ def _piecewise_horner(bounds, centres, coefs):
     return _inline(_template(src, {"b": bounds, "m": centres, "k": coefs, "_select": _select, "_mul_add": _mul_add}))
 
 
-def _make_exp_based(C, exp, exp_parts, scale):
+def _make_exp_based(C, exp, exp_parts, scale, exp_moderate):
     F = C.F
     zero, one, two = F(0.0), F(1.0), F(2.0)
     tanh_p, erf_p = _horner(C.tanh_p), _horner(C.erf_p)
     erfc_r = _piecewise_horner(C.erfc_lo, C.erfc_mid, C.erfc_r)
-    tanh_small, erf_small, erf_one = F(0.55), F(1.0), C.erf_one
+    tanh_small, tanh_one, erf_small, erf_one = F(0.55), C.tanh_one, F(1.0), C.erf_one
 
     @_inline
     def tanh(x):
         # tanh|x| = |x| + |x|**3 P(x**2) near 0, else 1 - 2 / (exp(2|x|) + 1): no cancellation there
-        # since 2 / (e + 1) <= 1/2, and exp's overflow to inf gives exactly 1.
+        # since 2 / (e + 1) <= 1/2. Beyond tanh_one, tanh rounds to 1: |x| is clamped there (NaN kept).
         a = abs(x)
         z = a * a
         small = a + a * (z * tanh_p(z))
-        big = one - two / (exp(a + a) + one)
+        ac = _select(a > tanh_one, tanh_one, a)
+        big = one - two / (exp_moderate(ac + ac) + one)
         return math.copysign(_select(a < tanh_small, small, big), x)
 
     @_inline
@@ -419,8 +433,8 @@ def _make_exp_based(C, exp, exp_parts, scale):
     return tanh, sigmoid, erf
 
 
-tanh_f32, sigmoid_f32, erf_f32 = _make_exp_based(_C32, exp_f32, _exp_parts_f32, _scale_f32)
-tanh_f64, sigmoid_f64, erf_f64 = _make_exp_based(_C64, exp_f64, _exp_parts_f64, _scale_f64)
+tanh_f32, sigmoid_f32, erf_f32 = _make_exp_based(_C32, exp_f32, _exp_parts_f32, _scale_f32, _exp_moderate_f32)
+tanh_f64, sigmoid_f64, erf_f64 = _make_exp_based(_C64, exp_f64, _exp_parts_f64, _scale_f64, _exp_moderate_f64)
 
 # ----------------------------------------------------------------------------- sin, cos
 
