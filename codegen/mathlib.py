@@ -264,15 +264,17 @@ def _make_exp(C):
         return scale(ph, k)
 
     @_inline
-    def exp_moderate(y):
-        # exp(y) for 0 <= y <= 2 tanh_one (or NaN): no overflow or subnormal result, so one power of
-        # two scales it, and no correction term for r: its rounding (relative 2**-24 of r) is a
-        # relative error below 1/2 ulp of exp(y), which tanh's 1 - 2 / (e + 1) shrinks further.
-        t = y * log2e + shift
+    def expm1_moderate(y):
+        # expm1(y) for 0 <= y <= 2 tanh_one (or NaN): 2**k expm1(r) + (2**k - 1). No overflow or
+        # subnormal result, so one power of two scales it; y below ln2/2 gives k = 0 and r = y
+        # exactly. No correction term for r: its rounding is an absolute error below 2**-25 of
+        # expm1(r), which tanh's e / (e + 2) damps further.
+        t = _mul_add(y, log2e, shift)
         n = t - shift
         k = _to_bits(t) - shift_bits
-        r = (y - n * ln2_hi) - n * ln2_lo
-        return pow2(k, y) * (one + (r + r * r * exp_p(r)))
+        r = _mul_add(-n, ln2_lo, _mul_add(-n, ln2_hi, y))  # n ln2_hi is exact: fused or not, the same
+        s = pow2(k, y)
+        return _mul_add(s, _mul_add(r * r, exp_p(r), r), s - one)
 
     @_inline
     def expm1(x):
@@ -292,11 +294,11 @@ def _make_exp(C):
         y = _select(k > kbig, y_big, y_small)
         return _select(x == zero, x, y)  # expm1(-0.0) = -0.0
 
-    return exp, expm1, exp_parts, scale, exp_moderate
+    return exp, expm1, exp_parts, scale, expm1_moderate
 
 
-exp_f32, expm1_f32, _exp_parts_f32, _scale_f32, _exp_moderate_f32 = _make_exp(_C32)
-exp_f64, expm1_f64, _exp_parts_f64, _scale_f64, _exp_moderate_f64 = _make_exp(_C64)
+exp_f32, expm1_f32, _exp_parts_f32, _scale_f32, _expm1_moderate_f32 = _make_exp(_C32)
+exp_f64, expm1_f64, _exp_parts_f64, _scale_f64, _expm1_moderate_f64 = _make_exp(_C64)
 
 # ----------------------------------------------------------------------------- log, log1p
 
@@ -387,7 +389,7 @@ def _piecewise_horner(bounds, centres, coefs):
     return _inline(_template(src, {"b": bounds, "m": centres, "k": coefs, "_select": _select, "_mul_add": _mul_add}))
 
 
-def _make_exp_based(C, exp, exp_parts, scale, exp_moderate):
+def _make_exp_based(C, exp, exp_parts, scale, expm1_moderate):
     F = C.F
     zero, one, two = F(0.0), F(1.0), F(2.0)
     tanh_p, erf_p = _horner(C.tanh_p), _horner(C.erf_p)
@@ -396,14 +398,14 @@ def _make_exp_based(C, exp, exp_parts, scale, exp_moderate):
 
     @_inline
     def tanh(x):
-        # tanh|x| = |x| + |x|**3 P(x**2) near 0, else 1 - 2 / (exp(2|x|) + 1): no cancellation there
-        # since 2 / (e + 1) <= 1/2. Beyond tanh_one, tanh rounds to 1: |x| is clamped there (NaN kept).
+        # tanh|x| = |x| + |x|**3 P(x**2) near 0, else e / (e + 2) with e = expm1(2|x|) > 1: no
+        # cancellation. Beyond tanh_one tanh rounds to 1: |x| is clamped there (NaN kept), where
+        # e + 2 rounds to e, so tanh(inf) = 1 exactly.
         a = abs(x)
         z = a * a
-        small = a + a * (z * tanh_p(z))
-        ac = _select(a > tanh_one, tanh_one, a)
-        big = one - two / (exp_moderate(ac + ac) + one)
-        return math.copysign(_select(a < tanh_small, small, big), x)
+        small = _mul_add(a, z * tanh_p(z), a)
+        e = expm1_moderate(_select(a > tanh_one, tanh_one, a) * two)
+        return math.copysign(_select(a < tanh_small, small, e / (e + two)), x)
 
     @_inline
     def sigmoid(x):
@@ -433,8 +435,8 @@ def _make_exp_based(C, exp, exp_parts, scale, exp_moderate):
     return tanh, sigmoid, erf
 
 
-tanh_f32, sigmoid_f32, erf_f32 = _make_exp_based(_C32, exp_f32, _exp_parts_f32, _scale_f32, _exp_moderate_f32)
-tanh_f64, sigmoid_f64, erf_f64 = _make_exp_based(_C64, exp_f64, _exp_parts_f64, _scale_f64, _exp_moderate_f64)
+tanh_f32, sigmoid_f32, erf_f32 = _make_exp_based(_C32, exp_f32, _exp_parts_f32, _scale_f32, _expm1_moderate_f32)
+tanh_f64, sigmoid_f64, erf_f64 = _make_exp_based(_C64, exp_f64, _exp_parts_f64, _scale_f64, _expm1_moderate_f64)
 
 # ----------------------------------------------------------------------------- sin, cos
 
