@@ -152,7 +152,7 @@ def test_new_batch_size_reuses_compiled_kernels():
 
 
 def test_new_batch_size_across_the_parallel_threshold_reuses_compiled_kernels():
-    # 128 x 512 elements are PARALLEL_MIN_ELEMENTS: the kernel for 128 rows runs its outer loop split
+    # 128 rows of width PARALLEL_MIN_ELEMENTS / 128: the kernel for 128 rows runs its outer loop split
     # across the cores, the one for 64 rows does not. (An op chain no other test compiles, so the
     # count is independent of test order.)
     width = fused_codegen.PARALLEL_MIN_ELEMENTS // 128
