@@ -211,8 +211,15 @@ _ENGINE: list = []
 
 
 def engine() -> _Engine:
+    """The process's engine; `Unsupported` where one cannot be made (say, a C library without the
+    symbols `_add_symbols` looks up): numba then compiles every kernel."""
     if not _ENGINE:
-        _ENGINE.append(_Engine())
+        try:
+            _ENGINE.append(_Engine())
+        except (OSError, AttributeError, ValueError, RuntimeError) as e:
+            _ENGINE.append(e)
+    if isinstance(_ENGINE[0], Exception):
+        raise Unsupported(f"no LLVM engine here: {_ENGINE[0]}")
     return _ENGINE[0]
 
 
