@@ -149,6 +149,22 @@ class NativeKernel:
             return compile_kernel(self.source, self._arg_types)(*args)
 
 
+_NUMBA_ONLY = threading.local()
+
+
+@contextmanager
+def numba_kernels():
+    """Kernels compiled inside are numba's even where LLVM could take them. For executables run
+    by a native driver (`codegen.driver`): it calls numba's versions, so LLVM's would be compiled
+    for nothing."""
+    previous = getattr(_NUMBA_ONLY, "on", False)
+    _NUMBA_ONLY.on = True
+    try:
+        yield
+    finally:
+        _NUMBA_ONLY.on = previous
+
+
 def native_enabled() -> bool:
     """Whether kernels may be compiled without numba (``FUSEFLOW_NATIVE=0`` turns it off)."""
     return os.environ.get("FUSEFLOW_NATIVE", "1").lower() not in disk_cache.OFF_WORDS
@@ -162,7 +178,7 @@ def compile_kernel(source: str, arg_types: tuple, native: bool = False) -> Kerne
     numba may not add versions behind our back, so `KERNEL_STATS` counts every compilation (or
     disk load).
     """
-    native = native and native_enabled()
+    native = native and native_enabled() and not getattr(_NUMBA_ONLY, "on", False)
     key = (source, tuple(str(t) for t in arg_types), native)
     with _LOCK:
         kernel = _CACHE.get(key)

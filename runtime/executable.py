@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import nullcontext
 
 import numpy as np
 
 from fuseflow.codegen.blas import BLAS, product_flops, single_thread_limit
 from fuseflow.codegen.driver import compile_driver
+from fuseflow.codegen.source import numba_kernels
 from fuseflow.ir.core import Function, Op
 from fuseflow.ir.devices import is_gpu
 from fuseflow.ir.errors import InvalidArgumentError, OpError
@@ -67,7 +69,10 @@ class Executable:
     def __init__(self, fn: Function, native: bool = False) -> None:
         slot_of = {v: i for i, v in enumerate(fn.args)}
         template: list = [None] * len(fn.args)
-        kernels = {op: kernel_for(op) for op in fn.ops[:-1] if op.name not in HOST_OPS}
+        on_gpu = any(is_gpu(op.device) for op in fn.ops)  # the native driver calls host kernels only
+        driven = native and not on_gpu and _drivable(fn)
+        with numba_kernels() if driven else nullcontext():  # a driver calls numba's versions
+            kernels = {op: kernel_for(op) for op in fn.ops[:-1] if op.name not in HOST_OPS}
         self.plan = plan_buffers(fn, lambda op: getattr(kernels.get(op), "writes_into", False))
         self.buffers = [new_buffer(shape, dtype, device)
                         for (shape, dtype), device in zip(self.plan.buffers, self.plan.devices)]
@@ -102,8 +107,7 @@ class Executable:
 
         # ``run(args)``: the result arrays of one run on `args` (every argument, in order)
         self.run = _straight_line(self)
-        on_gpu = any(is_gpu(op.device) for op in fn.ops)  # the native driver calls host kernels only
-        self.driver = _driver(self, fn) if native and not on_gpu else None
+        self.driver = _driver(self, fn) if driven else None
         if self.driver is not None:
             self.run = _driven(self)
         if self._moves:  # arguments that arrive on another device than their readers' move first
@@ -200,13 +204,18 @@ def _straight_line(exe: Executable):
 DRIVER_MAX_ELEMENTS = 1 << 15
 
 
-def _driver(exe: Executable, fn: Function):
-    """A native driver for a small executable of two or more steps (`codegen.driver`), else None."""
+def _drivable(fn: Function) -> bool:
+    """Whether `fn` is small enough, and of two or more kernels, for a native driver."""
     values = [r for op in fn.ops[:-1] for r in op.results]
-    if len(exe.steps) < 2 or sum(int(np.prod(v.type.shape, dtype=np.int64)) for v in values) > DRIVER_MAX_ELEMENTS:
-        return None
-    if any(v.type.dtype.np == np.float16 or v.type.dtype.is_string for v in list(fn.args) + values):
-        return None
+    if sum(op.name not in HOST_OPS for op in fn.ops[:-1]) < 2:
+        return False
+    if sum(int(np.prod(v.type.shape, dtype=np.int64)) for v in values) > DRIVER_MAX_ELEMENTS:
+        return False
+    return not any(v.type.dtype.np == np.float16 or v.type.dtype.is_string for v in list(fn.args) + values)
+
+
+def _driver(exe: Executable, fn: Function):
+    """A native driver for a small executable (`codegen.driver`, see `_drivable`), else None."""
     steps = [(kernel, ins, outs) for kernel, ins, _into, outs, _op in exe.steps]
     arg_types = [(v.type.dtype.np, len(v.type.shape)) for v in fn.args]
     try:
