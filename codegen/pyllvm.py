@@ -141,12 +141,7 @@ class Slot:
 
 # ----------------------------------------------------------------------------- intrinsics
 
-# Functions numba implements itself and we map to LLVM directly, by (module, name).
-_NP_UNARY = {"sqrt": "llvm.sqrt", "floor": "llvm.floor", "ceil": "llvm.ceil", "rint": "llvm.rint"}
-_CASTS = {"float32": F32, "float64": F64, "int8": np.dtype(np.int8), "int16": np.dtype(np.int16),
-          "int32": np.dtype(np.int32), "int64": I64, "uint8": np.dtype(np.uint8),
-          "uint16": np.dtype(np.uint16), "uint32": np.dtype(np.uint32), "uint64": U64, "bool_": BOOL}
-_INTRINSICS: dict = {}  # python object -> handler(translator, args) -> Val
+_INTRINSICS: dict = {}  # id of a numba @intrinsic of ours -> handler(translator, args) -> Val
 
 
 def intrinsic(obj):
@@ -738,8 +733,8 @@ def _fold(op, left, right) -> Const | None:
 
 
 def _as_load(target):
-    node = ast.parse(ast.unparse(target), mode="eval").body
-    return node
+    """The expression reading an assignment's `target` (``x[i]`` of ``x[i] += 1``)."""
+    return ast.parse(ast.unparse(target), mode="eval").body
 
 
 # ----------------------------------------------------------------------------- parsed sources
