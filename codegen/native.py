@@ -332,7 +332,9 @@ def compile_native(source: str, arg_types: list, namespace: dict):
     if ABI is None:
         raise Unsupported("numpy's array object layout was not recognised")
     eng = engine()
-    digest = hashlib.sha256(repr((source, arg_types, eng.stamp(), disk_cache.environment_stamp())).encode())
+    # the object code reads array objects at the ABI's offsets: they, and numpy's version, are part of the key
+    key = (source, arg_types, eng.stamp(), ABI, np.__version__, disk_cache.environment_stamp())
+    digest = hashlib.sha256(repr(key).encode())
     name = "fuseflow_" + digest.hexdigest()[:24]
     entry = disk_cache.object_entry(digest.hexdigest())
     obj = _read(entry, name)
