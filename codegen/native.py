@@ -216,7 +216,7 @@ def engine() -> _Engine:
     if not _ENGINE:
         try:
             _ENGINE.append(_Engine())
-        except (OSError, AttributeError, ValueError, RuntimeError) as e:
+        except (OSError, AttributeError, TypeError, ValueError, RuntimeError) as e:
             _ENGINE.append(e)
     if isinstance(_ENGINE[0], Exception):
         raise Unsupported(f"no LLVM engine here: {_ENGINE[0]}")
