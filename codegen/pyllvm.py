@@ -86,6 +86,16 @@ def promote(a: np.dtype, b: np.dtype) -> np.dtype:
     return I64
 
 
+def _intish(t: np.dtype) -> np.dtype:
+    """Bools enter arithmetic as int64, as in numba."""
+    return I64 if t == BOOL else t
+
+
+def unify(a: np.dtype, b: np.dtype) -> np.dtype:
+    """The one type of the two values a select (or ``max``/``min``) chooses between."""
+    return a if a == b else promote(_intish(a), _intish(b))
+
+
 def const_type(value) -> np.dtype:
     """The type numba gives a constant: bool, int64, float64 or the numpy scalar's own."""
     if isinstance(value, (bool, np.bool_)):
@@ -284,11 +294,15 @@ class Translator:
         self.builder.position_at_end(head)
         self.builder.cbranch(self.truth(self.expr(frame, s.test)).v, body, done)
         self.builder.position_at_end(body)
+        self.loop_body(frame, s.body, done, head)
+
+    def loop_body(self, frame: Frame, stmts, done: ir.Block, back: ir.Block) -> None:
+        """A loop's statements (``break`` goes to `done`), then the jump `back` to its head or step."""
         frame.loop_exits.append(done)
-        self.nested_body(frame, s.body)
+        self.nested_body(frame, stmts)
         frame.loop_exits.pop()
         if not self.builder.block.is_terminated:
-            self.builder.branch(head)
+            self.builder.branch(back)
         self.builder.position_at_end(done)
 
     def stmt_For(self, frame, s) -> None:
@@ -316,15 +330,10 @@ class Translator:
         first = call.args[0] if len(call.args) == 2 else ast.Constant(0)
         nonneg = kind == U64 or isinstance(first, ast.Constant) and first.value >= 0 or bounds[0].nonneg
         self.bind(frame, s.target.id, Val(i, kind), loop=nonneg)
-        frame.loop_exits.append(done)
-        self.nested_body(frame, s.body)
-        frame.loop_exits.pop()
-        if not self.builder.block.is_terminated:
-            self.builder.branch(step)
-        self.builder.position_at_end(step)
-        self.builder.store(self.builder.add(self.builder.load(counter), ir.Constant(ir.IntType(64), 1)), counter)
-        self.builder.branch(head)
-        self.builder.position_at_end(done)
+        self.loop_body(frame, s.body, done, step)
+        with self.builder.goto_block(step):
+            self.builder.store(self.builder.add(self.builder.load(counter), ir.Constant(ir.IntType(64), 1)), counter)
+            self.builder.branch(head)
 
     def stmt_Break(self, frame, s) -> None:
         if not frame.loop_exits:
@@ -437,7 +446,7 @@ class Translator:
     def expr_IfExp(self, frame, e):
         cond = self.truth(self.expr(frame, e.test))
         a, b = self.scalar(self.expr(frame, e.body)), self.scalar(self.expr(frame, e.orelse))
-        t = a.t if a.t == b.t else promote(a.t, b.t)
+        t = unify(a.t, b.t)
         return Val(self.builder.select(cond.v, self.cast(a, t).v, self.cast(b, t).v), t)
 
     def expr_Call(self, frame, e):
@@ -593,7 +602,7 @@ class Translator:
             if a.t == BOOL and c.t == BOOL:
                 t = BOOL
             elif _is_int(a.t) and _is_int(c.t) or BOOL in (a.t, c.t):
-                t = promote(self._intish(a.t), self._intish(c.t))
+                t = promote(_intish(a.t), _intish(c.t))
             else:
                 raise Unsupported("bitwise operation on floats")
             x, y = self.cast(a, t).v, self.cast(c, t).v
@@ -606,7 +615,7 @@ class Translator:
             if kind == "LShift":
                 return Val(b.shl(x, y), t)
             return Val(b.lshr(x, y) if t.kind == "u" else b.ashr(x, y), t)
-        t = promote(self._intish(a.t), self._intish(c.t))
+        t = promote(_intish(a.t), _intish(c.t))
         if kind == "Div" and not _is_float(t):
             t = F64
         x, y = self.cast(a, t).v, self.cast(c, t).v
@@ -622,10 +631,6 @@ class Translator:
         if kind in ("FloorDiv", "Mod"):
             return Val(self.floor_divmod(x, y, t, kind == "Mod"), t)
         raise Unsupported(f"integer operator {kind}")
-
-    @staticmethod
-    def _intish(t: np.dtype) -> np.dtype:
-        return I64 if t == BOOL else t
 
     def floor_divmod(self, x, y, t, want_mod: bool):
         """Python's ``x // y`` or ``x % y`` (rounding toward minus infinity), as numba lowers it."""
@@ -645,7 +650,7 @@ class Translator:
         symbol = {"Eq": "==", "NotEq": "!=", "Lt": "<", "LtE": "<=", "Gt": ">", "GtE": ">="}.get(type(op).__name__)
         if symbol is None:
             raise Unsupported(f"comparison {type(op).__name__}")
-        t = promote(self._intish(a.t), self._intish(c.t)) if (a.t, c.t) != (BOOL, BOOL) else BOOL
+        t = promote(_intish(a.t), _intish(c.t)) if (a.t, c.t) != (BOOL, BOOL) else BOOL
         x, y = self.cast(a, t).v, self.cast(c, t).v
         b = self.builder
         if _is_float(t):
@@ -784,7 +789,7 @@ def _isnan(tr: Translator, args):
 def _binary_float(name):
     def handler(tr: Translator, args):
         a, c = args
-        t = promote(tr._intish(a.t), tr._intish(c.t))
+        t = promote(_intish(a.t), _intish(c.t))
         if not _is_float(t):
             t = F64
         return tr.llvm_call(name, [tr.cast(a, t), tr.cast(c, t)], t)
@@ -804,7 +809,7 @@ def _abs(tr: Translator, args):
     (x,) = args
     if _is_float(x.t):
         return tr.llvm_call("llvm.fabs", [x], x.t)
-    x = tr.cast(x, tr._intish(x.t))
+    x = tr.cast(x, _intish(x.t))
     b = tr.builder
     return Val(b.select(b.icmp_signed("<", x.v, ir.Constant(x.v.type, 0)), b.neg(x.v), x.v), x.t)
 
@@ -813,7 +818,7 @@ def _extreme(greater: bool):
     def handler(tr: Translator, args):
         acc = args[0]
         for v in args[1:]:  # numba: select(v > acc, v, acc), pairwise from the left
-            t = promote(tr._intish(acc.t), tr._intish(v.t)) if acc.t != v.t else acc.t
+            t = unify(acc.t, v.t)
             a, c = tr.cast(acc, t), tr.cast(v, t)
             pred = tr.compare(ast.Gt() if greater else ast.Lt(), c, a)
             acc = Val(tr.builder.select(pred.v, c.v, a.v), t)
@@ -879,7 +884,7 @@ def _register_ours() -> None:
         cond, a, c = (tr.scalar(x) for x in args)
         if cond.t != BOOL:
             raise Unsupported("_select on a non-boolean condition")
-        t = a.t if a.t == c.t else promote(tr._intish(a.t), tr._intish(c.t))
+        t = unify(a.t, c.t)
         return Val(tr.builder.select(cond.v, tr.cast(a, t).v, tr.cast(c, t).v), t)
 
     @intrinsic(mathlib._mul_add)
