@@ -128,6 +128,12 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
 
 # ----------------------------------------------------------------------------- functions
 
+def _no_extras(name: str, out=None, kwargs=None) -> None:
+    """Refuses ``out=`` and keyword arguments fuseflow does not implement (never ignored silently)."""
+    if out is not None or kwargs:
+        _unsupported(f"numpy.{name} with {', '.join(['out'] * (out is not None) + sorted(kwargs or ()))}=")
+
+
 def _sum_dtype(x: Tensor, dtype):
     """numpy's accumulator dtype for sum/prod: small ints and bools widen to int64 (uint64 for unsigned)."""
     if dtype is not None:
@@ -136,10 +142,9 @@ def _sum_dtype(x: Tensor, dtype):
     return np.dtype(np.int64) if kind in "bi" else np.dtype(np.uint64) if kind == "u" else x.dtype.np
 
 
-def _reducer(fn, accumulate):
+def _reducer(name, fn, accumulate):
     def reduce(x, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
-        if out is not None or kwargs:
-            _unsupported(f"numpy.{fn.__name__} with out= or {', '.join(kwargs)}")
+        _no_extras(name, out, kwargs)
         x = convert_to_tensor(x)
         if accumulate:
             x = as_typed(x, _sum_dtype(x, dtype))
@@ -149,8 +154,7 @@ def _reducer(fn, accumulate):
 
 
 def _mean(x, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
-    if out is not None or kwargs:
-        _unsupported(f"numpy.mean with out= or {', '.join(kwargs)}")
+    _no_extras("mean", out, kwargs)
     x = convert_to_tensor(x)
     # numpy averages ints in float64
     target = np.dtype(dtype) if dtype is not None else x.dtype.np if x.dtype.is_floating else np.dtype(np.float64)
@@ -179,6 +183,7 @@ def _arg(fn):
 
 
 def _clip(x, a_min=None, a_max=None, out=None, **kwargs):
+    _no_extras("clip", out, kwargs)
     x = convert_to_tensor(x)
     if a_min is not None:
         x = apply_ufunc(np.maximum, "__call__", (x, a_min), {})
@@ -188,8 +193,7 @@ def _clip(x, a_min=None, a_max=None, out=None, **kwargs):
 
 
 def _dot(x, y, out=None):
-    if out is not None:
-        _unsupported("numpy.dot with out=")
+    _no_extras("dot", out)
     x, y = convert_to_tensor(x), convert_to_tensor(y)
     if x.shape.ndims == 0 or y.shape.ndims == 0:
         return apply_ufunc(np.multiply, "__call__", (x, y), {})
@@ -198,27 +202,35 @@ def _dot(x, y, out=None):
 
 def _like(value):
     def like(x, dtype=None, **kwargs):
+        _no_extras("zeros_like" if value == 0 else "ones_like", kwargs=kwargs)
         x = convert_to_tensor(x)
         return (a.ones_like if value else a.zeros_like)(x, dtype=None if dtype is None else dt.as_dtype(dtype))
 
     return like
 
 
+def _reshape(x, shape, order="C", **kwargs):
+    _no_extras("reshape", kwargs=kwargs if order == "C" else {"order": order, **kwargs})
+    return a.reshape(x, [shape] if isinstance(shape, int) else list(shape))
+
+
 def _concatenate(arrays, axis=0, **kwargs):
+    _no_extras("concatenate", kwargs=kwargs)
     return a.concat([convert_to_tensor(x) for x in arrays], axis=axis)
 
 
 def _stack(arrays, axis=0, **kwargs):
+    _no_extras("stack", kwargs=kwargs)
     return a.stack([convert_to_tensor(x) for x in arrays], axis=axis)
 
 
 FUNCTIONS = {
-    np.sum: _reducer(m.reduce_sum, True), np.prod: _reducer(m.reduce_prod, True),
-    np.max: _reducer(m.reduce_max, False), np.min: _reducer(m.reduce_min, False),
-    np.amax: _reducer(m.reduce_max, False), np.amin: _reducer(m.reduce_min, False),
+    np.sum: _reducer("sum", m.reduce_sum, True), np.prod: _reducer("prod", m.reduce_prod, True),
+    np.max: _reducer("max", m.reduce_max, False), np.min: _reducer("min", m.reduce_min, False),
+    np.amax: _reducer("amax", m.reduce_max, False), np.amin: _reducer("amin", m.reduce_min, False),
     np.mean: _mean, np.where: _where, np.clip: _clip, np.dot: _dot,
     np.argmax: _arg(m.argmax), np.argmin: _arg(m.argmin),
-    np.reshape: lambda x, shape, **kw: a.reshape(x, [shape] if isinstance(shape, int) else list(shape)),
+    np.reshape: _reshape,
     np.transpose: lambda x, axes=None: a.transpose(x, axes),
     np.expand_dims: lambda x, axis: a.expand_dims(x, axis),
     np.squeeze: lambda x, axis=None: a.squeeze(x, axis),

@@ -2,6 +2,7 @@
 
 import collections
 import inspect
+import re
 
 import numpy as np
 import pytest
@@ -231,6 +232,18 @@ def test_unsupported_numpy_function_names_it_and_the_line():
     with pytest.raises(UnsupportedNumpyError, match=r"numpy\.cumsum") as info:
         fuseflow.jit(f)(rand(3))
     assert f"test_jit.py:{_line_of(f, 'cumsum')}" in str(info.value)
+
+
+@pytest.mark.parametrize("call, refused", [
+    (lambda x: np.clip(x, 0, 1, out=x), "numpy.clip with out="),
+    (lambda x: np.sum(x, where=x > 0), "numpy.sum with where="),
+    (lambda x: np.reshape(x, (3, 1), order="F"), "numpy.reshape with order="),
+    (lambda x: np.concatenate([x, x], dtype=np.float64), "numpy.concatenate with dtype="),
+    (lambda x: np.zeros_like(x, shape=(2,)), "numpy.zeros_like with shape="),
+])
+def test_numpy_arguments_that_are_not_implemented_are_refused_not_ignored(call, refused):
+    with pytest.raises(UnsupportedNumpyError, match=re.escape(refused)):
+        fuseflow.jit(call)(rand(3))
 
 
 def test_shape_mismatch_names_the_line():
