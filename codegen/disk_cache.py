@@ -350,7 +350,7 @@ class KernelDiskCache:
 
 def _reduce(cres) -> dict:
     """What an entry holds: numba's reduced ``CompileResult`` and the symbols its code links to."""
-    return {"symbols": _declared_symbols(cres.library._get_module_for_linking()), "result": cres._reduce()}
+    return {"symbols": declared_symbols(cres.library._get_module_for_linking()), "result": cres._reduce()}
 
 
 def _rebuild(target_context, entry: dict):
@@ -377,7 +377,7 @@ def _rebuild(target_context, entry: dict):
     return CompileResult._rebuild(target_context, *result)
 
 
-def _declared_symbols(module) -> list[str]:
+def declared_symbols(module) -> list[str]:
     """The functions and globals an LLVM module uses but does not define (intrinsics aside)."""
     names = [f.name for f in module.functions if f.is_declaration and not f.name.startswith("llvm.")]
     return names + [g.name for g in module.global_variables if g.is_declaration]

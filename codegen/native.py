@@ -198,9 +198,10 @@ _LIBCALLS = {"llvm.pow.": ("pow", "powf"), "llvm.memset": ("memset",), "llvm.mem
 
 
 def _external_symbols(ref) -> list[str]:
-    """The C functions the optimised module `ref` may call (declarations, libcalls of intrinsics)."""
+    """The C functions and data the optimised module `ref` may link to (its declarations, and the
+    libcalls of intrinsics)."""
     text = str(ref)
-    out = {f.name for f in ref.functions if f.is_declaration and not f.name.startswith("llvm.")}
+    out = set(disk_cache.declared_symbols(ref))
     for marker, names in _LIBCALLS.items():
         if marker in text:
             out.update(names)
