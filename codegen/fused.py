@@ -207,7 +207,10 @@ class FusedPlan:
         for j, s in enumerate(shape):
             d = offset + j
             inner_dim = v not in self._squeezed and d in self.axes
-            invariant = inner_dim and v not in self._inner and not store
+            # a value invariant along a reduced axis is read at 0 there, and stored at 0 when it has
+            # size 1 there: it is stored after the reduction loops, whose index is out of scope then
+            # (unset altogether when the reduced dims are empty)
+            invariant = inner_dim and v not in self._inner and (not store or s == 1)
             parts.append("0" if (s == 1 and space[d] != 1) or invariant else names[d])
         return "[" + ", ".join(parts) + "]" if parts else "[()]"
 

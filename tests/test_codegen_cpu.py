@@ -403,6 +403,15 @@ def test_reductions_over_any_axes(shape, data):
     check_compiled(op, fn, [random_array(np.random.default_rng(len(shape)), types[0])])
 
 
+@pytest.mark.parametrize("name", ["reduce_max", "reduce_sum"])
+@pytest.mark.parametrize("shape, axes", [((2, 0, 1), (1, 2)), ((3, 0, 1, 1), (1, 2, 3)), ((2, 1, 0), (1, 2))])
+def test_keepdims_reduction_over_an_empty_domain_stores_every_row(name, shape, axes):
+    # the store after the reduction loops indexes a size-1 reduced dim at 0, never with the loop
+    # index (unset when the loops run zero times: the store went to a garbage address)
+    fn, op = one_op_function(name, [T(dt.float64, shape)], {"axes": axes, "keepdims": True})
+    check_compiled(op, fn, [np.empty(shape)], exact_floats=True)
+
+
 @settings(max_examples=15, deadline=None)
 @given(shape=hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=5), data=st.data())
 def test_slices_of_any_start_stop_step(shape, data):
