@@ -299,8 +299,23 @@ class FusedPlan:
 
     def _generate(self) -> str:
         src, names, leaves = self._prologue()
+        if self._streams():  # the same loop twice: ordinary stores, then streaming ones
+            self._nest(src, dict(names), leaves, "lo, _h.stream_from(out0, lo, hi)")
+            self._nest(src, names, leaves, "_h.stream_from(out0, lo, hi), hi")
+        else:
+            self._nest(src, names, leaves, "lo, hi")
+        return src.text()
+
+    def _streams(self) -> bool:
+        """Whether the kernel may write its result with non-temporal stores (`helpers.stream_from`):
+        one float32/float64 result over a flat domain, nothing reduced."""
+        return (len(self.domain) == 1 and not self.axes and len(self.results) == 1
+                and self.results[0].type.dtype in (dt.float32, dt.float64))
+
+    def _nest(self, src, names, leaves, split_range: str) -> None:
+        """The loop nest, its first loop over ``range(split_range)``."""
         outer_vars = [f"i{d}" for d in self.outer]
-        bounds = ["lo, hi"] + [f"n{d}" for d in self.outer[1:]]
+        bounds = [split_range] + [f"n{d}" for d in self.outer[1:]]
         with src.loops(outer_vars, bounds):
             for v in leaves:
                 if v not in self._inner and v not in names:  # invariant along the reduced axes
@@ -323,7 +338,6 @@ class FusedPlan:
             for v in self.results:
                 if v not in inner_results:
                     self._store(src, v, names)
-        return src.text()
 
     def _store(self, src, v, names) -> None:
         i = self.results.index(v)

@@ -309,6 +309,20 @@ def truncated_normal(key, index):
     return z
 
 
+# ----------------------------------------------------------------------------- streaming stores
+
+
+@_jit
+def stream_from(out, lo, hi):
+    """Where a kernel's loop over ``[lo, hi)`` switches to non-temporal stores into `out`.
+
+    The generated source writes ``[lo, start)`` and ``[start, hi)`` in two loops of the same
+    body; `codegen.pyllvm` makes the second one stream (see its `stream_from`), numba streams
+    nothing: both give the same values.
+    """
+    return hi
+
+
 # ----------------------------------------------------------------------------- reduction combiners
 # The only reassociating float ops of a kernel: LLVM fast-math flags are per instruction, so
 # these inlined adds and multiplies let a reduction loop vectorise while every other float op

@@ -5,13 +5,13 @@ its pipeline per kernel (a GELU: 0.44 s cold); through `pyllvm` and llvmlite alo
 of milliseconds. The machine code is the same kind (LLVM -O3 for the host CPU, loops vectorised),
 and the object code goes to the disk cache, so a second process only loads it.
 
-The call: arrays are passed as the numpy objects themselves (a ctypes ``py_object``), and the
-kernel reads their data pointer, dims, flags and dtype from the object (`ArrayABI`, found by
+The call: each kernel is a CPython builtin function (a METH_FASTCALL entry written in LLVM IR);
+arrays are passed as the numpy objects themselves, and the kernel reads their data pointer, dims, flags and dtype from the object (`ArrayABI`, found by
 probing real arrays at start-up, so a numpy with another layout turns this path off instead of
 misreading memory). A kernel returns 1 without touching memory when an array is not what it was
 compiled for (another dtype or rank, not C-contiguous, not aligned, byte-swapped, an output not
 writable); `NativeKernel` then raises TypeError, which the callers take as "use the copying path".
-ctypes drops the GIL during the call, so the runtime's worker threads run kernels in parallel.
+The entry releases the GIL around the loops, so the runtime's worker threads run kernels in parallel.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import re
 import sys
 import threading
 from dataclasses import dataclass
@@ -157,6 +158,10 @@ class _Engine:
         options.slp_vectorization = True
         builder = llvm.create_pass_builder(self.machine, options)
         builder.getModulePassManager().run(ref, builder)
+        text = str(ref)
+        if pyllvm.STREAM_HINT in text:
+            ref = llvm.parse_assembly(nontemporal(text))
+            ref.verify()
         return self.machine.emit_object(ref), _external_symbols(ref)
 
     def load(self, obj: bytes, name: str) -> int:
@@ -170,6 +175,43 @@ class _Engine:
         import llvmlite
 
         return repr((llvmlite.__version__, self.llvm.get_process_triple(), self.cpu, self.features))
+
+
+def nontemporal(text: str) -> str:
+    """Optimised IR `text` with the vector stores of streaming loops (`pyllvm.stream_from`) made
+    non-temporal and aligned to their size.
+
+    Only after vectorisation: the loop vectoriser refuses a loop whose scalar stores are
+    non-temporal unless they claim vector alignment, which the scalar iterations do not have. A
+    streaming loop's vector iterations do: it starts at a `pyllvm.STREAM_ALIGN`-aligned element
+    and each vector store covers the next whole vector. Its vector body is the block named
+    ``vector.body`` whose back edge carries the loop's ID (which keeps our hint).
+    """
+    hint = re.search(rf'^(!\d+) = !{{!"{pyllvm.STREAM_HINT}"}}$', text, re.M)
+    if hint is None:
+        return text
+    loops = set(re.findall(rf"^(!\d+) = distinct !{{.*{hint[1]}(?!\d)", text, re.M))
+    numbers = re.findall(r"^!(\d+) =", text, re.M)
+    marker = f"!{1 + max(map(int, numbers))}"
+    lines = text.split("\n")
+    start, label = 0, ""
+    for i, line in enumerate(lines):
+        block = re.match(r"^([\w.$-]+):", line)
+        if block:
+            start, label = i, block[1]
+        loop = re.search(r"!llvm\.loop (!\d+)", line)
+        if loop and loop[1] in loops and label.startswith("vector.body"):
+            for j in range(start, i):
+                lines[j] = _stream_store(lines[j], marker)
+    return "\n".join(lines) + f"\n{marker} = !{{i32 1}}\n"
+
+
+def _stream_store(line: str, marker: str) -> str:
+    store = re.match(r"^(\s*store <(\d+) x (float|double)> .*, align )\d+(.*)$", line)
+    if store is None:
+        return line
+    size = int(store[2]) * (4 if store[3] == "float" else 8)
+    return f"{store[1]}{size}{store[4]}, !nontemporal {marker}"
 
 
 # The C functions and data kernels may link to: libm calls LLVM makes of some intrinsics, and the

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from numba import types as nbt
 
-from fuseflow.codegen import native, source
+from fuseflow.codegen import native, pyllvm, source
 from fuseflow.codegen.cpu import compile_op
 from fuseflow.codegen.source import NativeKernel, array_types, compile_kernel
 from fuseflow.ir import dtypes as dt
@@ -168,3 +168,81 @@ def test_a_kernel_runs_without_the_gil():
 def test_the_array_layout_was_recognised():
     assert native.ABI is not None
     assert source.native_enabled()
+
+
+@pytest.mark.parametrize("dtype", [dt.float32, dt.float64])
+def test_streaming_stores_give_the_same_bits_at_every_alignment(dtype, monkeypatch):
+    # A flat result this large is written with non-temporal stores from its first 64-byte aligned
+    # element on: each start of the output view below moves that point, and the threads' split
+    # of [0, n) moves it again per chunk.
+    n = pyllvm.STREAM_MIN_BYTES // dtype.np.itemsize + 5
+    t = TensorType(dtype, (n,))
+    _, op = one_op_function("mul", [t, t], {})
+    fast, slow = _both(op, monkeypatch)
+    assert "_h.stream_from(out0, lo, hi), hi" in fast.source
+    rng = np.random.default_rng(3)
+    x, y = (rng.standard_normal(n).astype(dtype.np) for _ in range(2))
+    (want,) = slow(x, y)
+    room = np.empty(n + 16, dtype.np)
+    for start in (0, 1, 3, 8, 15):
+        out = room[start:start + n]
+        out[:] = np.nan
+        fast(x, y, out=(out,))
+        np.testing.assert_array_equal(_bits(out), _bits(want), err_msg=f"output starting at element {start}")
+
+
+def test_only_flat_float_results_stream():
+    from fuseflow.codegen.source import _namespace as namespace
+
+    def source(shape, dtype, name="mul"):
+        t = TensorType(dtype, shape)
+        return compile_op(one_op_function(name, [t, t], {})[1]).source
+
+    assert "stream_from" in source((7,), dt.float32)  # decided at run time: small results do not stream
+    assert "stream_from" not in source((3, 4), dt.float32)
+    assert "stream_from" not in source((7,), dt.int32)
+    f64 = pyllvm.ArrayType(pyllvm.F64, 1)
+    types = [pyllvm.ArrayType(pyllvm.F64, 1, False), f64, f64, pyllvm.ArrayType(pyllvm.I64, 1), pyllvm.U64, pyllvm.U64]
+    text = str(pyllvm.translate_kernel(source((7,), dt.float64), types, "k", namespace()))
+    assert pyllvm.STREAM_HINT in text and "llvm.x86.sse.sfence" in text
+
+
+# What LLVM's loop vectoriser leaves: a streaming loop's vector body (its loop ID keeps our hint),
+# another loop's vector body, and a scalar store.
+VECTORISED = """define void @f(ptr %p, ptr %q) {
+entry:
+  br label %vector.body
+vector.body:
+  %i = phi i64 [0, %entry], [%n, %vector.body]
+  %a = getelementptr float, ptr %p, i64 %i
+  store <8 x float> zeroinitializer, ptr %a, align 4
+  %n = add i64 %i, 8
+  %c = icmp ult i64 %n, 64
+  br i1 %c, label %vector.body, label %vector.body2, !llvm.loop !0
+vector.body2:
+  %j = phi i64 [0, %vector.body], [%m, %vector.body2]
+  %b = getelementptr double, ptr %q, i64 %j
+  store <4 x double> zeroinitializer, ptr %b, align 8
+  %m = add i64 %j, 4
+  %d = icmp ult i64 %m, 64
+  br i1 %d, label %vector.body2, label %exit, !llvm.loop !3
+exit:
+  store float 0.0, ptr %q, align 4
+  ret void
+}
+!0 = distinct !{!0, !1, !2}
+!1 = !{!"llvm.loop.isvectorized", i32 1}
+!2 = !{!"fuseflow.stream"}
+!3 = distinct !{!3, !1}
+"""
+
+
+def test_nontemporal_rewrites_the_vector_body_of_streaming_loops_only():
+    import llvmlite.binding as llvm
+
+    text = native.nontemporal(VECTORISED)
+    assert "store <8 x float> zeroinitializer, ptr %a, align 32, !nontemporal !4" in text
+    assert "store <4 x double> zeroinitializer, ptr %b, align 8\n" in text
+    assert "store float 0.0, ptr %q, align 4\n" in text
+    assert text.count("!nontemporal") == 1 and "!4 = !{i32 1}" in text
+    llvm.parse_assembly(text).verify()
