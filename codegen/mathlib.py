@@ -260,8 +260,16 @@ def _make_exp(C):
 
     @_inline
     def exp(x):
-        k, ph, _ = exp_parts(x)
-        return scale(ph, k)
+        # exp_parts without the correction term: r's own rounding is an error below 2**-25
+        # relative (float32; 2**-54 float64) of exp(r), and nothing else needs the low part.
+        # Five instructions fewer: a*b + c*d - exp(e) on five 2^24 float32 arrays, 12.9 -> 12.2 ms.
+        xc = _select(x > hi_clamp, hi_clamp, x)  # clamps keep NaN
+        xc = _select(xc < exp_lo, exp_lo, xc)
+        t = _mul_add(xc, log2e, shift)
+        n = t - shift
+        k = _to_bits(t) - shift_bits
+        r = _mul_add(-n, ln2_lo, _mul_add(-n, ln2_hi, xc))  # n ln2_hi is exact: fused or not, the same
+        return scale(one + _mul_add(r * r, exp_p(r), r), k)
 
     @_inline
     def expm1_moderate(y):
