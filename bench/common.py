@@ -11,9 +11,19 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def measure(fn, repeats: int = 7, warmup: int = 2) -> dict:
-    """Median and min wall time of `fn()` in seconds, after `warmup` calls."""
+# A full run's warm-up lasts at least this long. Right after the GELU case, the mix case's first timed calls
+# ran at 23 and 16 ms and the rest at 11.7 (five fresh 64 MB inputs: the kernel's page work in the
+# background, we think); two calls of warm-up (24 ms) did not cover that.
+MIN_WARMUP_SECONDS = 0.25
+
+
+def measure(fn, repeats: int = 7, warmup: int = 2, warmup_seconds: float = 0.0) -> dict:
+    """Median and min wall time of `fn()` in seconds, after `warmup` calls that take at least
+    `warmup_seconds` (the harness's full runs: `MIN_WARMUP_SECONDS`)."""
+    start = time.perf_counter()
     for _ in range(warmup):
+        fn()
+    while time.perf_counter() - start < warmup_seconds:
         fn()
     times = []
     for _ in range(repeats):

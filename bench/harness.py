@@ -1,8 +1,8 @@
 """The benchmark harness: ``fuseflow bench`` (also ``python -m fuseflow.bench``).
 
 Measures the machine's copy bandwidth, then every registered workload (`fuseflow.bench.workloads`)
-with fuseflow, numpy and the installed peers: median and min time per call over repeats after
-warm-up, the ratio of each peer's median to fuseflow's, and for memory-bound work GB/s and the
+with fuseflow, numpy and the installed peers: median and min time per call over repeats after a
+warm-up of two calls and at least `MIN_WARMUP_SECONDS` (``--quick``: the two calls), the ratio of each peer's median to fuseflow's, and for memory-bound work GB/s and the
 share of the copy bandwidth. Prints a progress line on stderr and a table on stdout, writes the
 results as JSON and, when matplotlib imports, a PNG bar chart of the speed-ups.
 """
@@ -16,7 +16,7 @@ import platform
 import statistics
 import sys
 
-from fuseflow.bench.common import Case, Skip, copy_bandwidth, measure
+from fuseflow.bench.common import MIN_WARMUP_SECONDS, Case, Skip, copy_bandwidth, measure
 from fuseflow.bench.report import format_table, format_time, write_png
 
 DEFAULT_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json")
@@ -60,13 +60,13 @@ class Progress:
         self.stream.flush()
 
 
-def _time(runner, case: Case, repeats: int) -> dict:
+def _time(runner, case: Case, repeats: int, warmup_seconds: float) -> dict:
     """Median and min seconds per call of one runner."""
     if case.self_timed:
         seconds = [runner() for _ in range(case.repeats or repeats)]
         timed = {"median": statistics.median(seconds), "min": min(seconds)}
     else:
-        timed = measure(runner, case.repeats or repeats)
+        timed = measure(runner, case.repeats or repeats, warmup_seconds=warmup_seconds)
     return {k: v / case.calls for k, v in timed.items()}
 
 
@@ -92,7 +92,8 @@ def _summary(prefix: str, row: dict) -> str:
     return f"{prefix}: " + ", ".join(parts)
 
 
-def run_case(workload: str, case: Case, repeats: int, bandwidth: float, progress: Progress, prefix: str) -> dict:
+def run_case(workload: str, case: Case, repeats: int, bandwidth: float, progress: Progress, prefix: str,
+             warmup_seconds: float = 0.0) -> dict:
     """Times every runner of `case`. A peer that raises is reported as failed, not raised: one
     broken peer must not lose the rest of a long run; fuseflow's own errors do propagate."""
     times, skipped = {}, {}
@@ -102,7 +103,7 @@ def run_case(workload: str, case: Case, repeats: int, bandwidth: float, progress
             continue
         progress.show(f"{prefix}: {name} ...")
         try:
-            times[name] = _time(runner, case, repeats)
+            times[name] = _time(runner, case, repeats, warmup_seconds)
         except Exception as e:
             if name == "fuseflow":
                 raise
@@ -139,6 +140,7 @@ def run(args: argparse.Namespace) -> dict:
     """Runs the selected workloads and writes the report; returns it."""
     selected = select(args.only)
     repeats = args.repeats or (3 if args.quick else 7)
+    warmup = 0.0 if args.quick else MIN_WARMUP_SECONDS
     progress = Progress()
     progress.show("measuring copy bandwidth ...")
     bandwidth = copy_bandwidth(1 << (24 if args.quick else 28))
@@ -147,7 +149,7 @@ def run(args: argparse.Namespace) -> dict:
         prefix = f"[{i}/{len(selected)}] {workload.name}"
         progress.show(f"{prefix}: building ...")
         for case in workload.cases(args.quick):
-            rows.append(run_case(workload.name, case, repeats, bandwidth, progress, f"{prefix} {case.label}"))
+            rows.append(run_case(workload.name, case, repeats, bandwidth, progress, f"{prefix} {case.label}", warmup))
     report = {"quick": args.quick, "repeats": repeats, "machine": _machine(), "copy_bandwidth_GBps": bandwidth / 1e9,
               "workloads": {w.name: w.summary for w in selected}, "rows": rows}
     print(format_table(report))
