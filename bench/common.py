@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 # A full run's warm-up lasts at least this long. Right after the GELU case, the mix case's first timed calls
 # ran at 23 and 16 ms and the rest at 11.7 (five fresh 64 MB inputs: the kernel's page work in the
 # background, we think); two calls of warm-up (24 ms) did not cover that.

@@ -14,6 +14,8 @@ made. threadpoolctl finds and drives the BLAS that numpy loaded, whichever vendo
 
 from __future__ import annotations
 
+import ctypes
+
 SMALL_PRODUCT_FLOPS = 1 << 24  # 2*m*n*k below this, one thread wins on any machine
 
 
@@ -58,3 +60,39 @@ def product_flops(op) -> int:
     for d in op.results[0].type.shape:
         flops *= d
     return flops
+
+
+# cblas gemm symbols, as numpy's own BLAS may name them: numpy's wheels carry OpenBLAS with 64-bit
+# integers and prefixed names; other builds link a plain cblas (32-bit integers).
+_GEMM_SYMBOLS = {"s": [("scipy_cblas_sgemm64_", ctypes.c_int64), ("cblas_sgemm64_", ctypes.c_int64),
+                       ("cblas_sgemm", ctypes.c_int)],
+                 "d": [("scipy_cblas_dgemm64_", ctypes.c_int64), ("cblas_dgemm64_", ctypes.c_int64),
+                       ("cblas_dgemm", ctypes.c_int)]}
+_gemms: dict = {}
+
+
+def gemm(kind: str):
+    """numpy's BLAS ``cblas_?gemm`` for `kind` "s" (float32) or "d" (float64) as a ctypes
+    function, or None when it cannot be found. The one numpy loaded: a second BLAS would bring a
+    second thread pool, and the two fight over the cores."""
+    if kind not in _gemms:
+        _gemms[kind] = _find_gemm(kind)
+    return _gemms[kind]
+
+
+def _find_gemm(kind: str):
+    for controller in BLAS._load():
+        try:
+            lib = ctypes.CDLL(controller.filepath)
+        except OSError:
+            continue
+        for name, integer in _GEMM_SYMBOLS[kind]:
+            fn = getattr(lib, name, None)
+            if fn is None:
+                continue
+            real = ctypes.c_float if kind == "s" else ctypes.c_double
+            i, p = integer, ctypes.c_void_p
+            fn.argtypes = [i, i, i, i, i, i, real, p, i, p, i, real, p, i]
+            fn.restype = None
+            return fn
+    return None

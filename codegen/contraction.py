@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from fuseflow.codegen import scalar
+from fuseflow.codegen.blas import gemm as blas_gemm
 from fuseflow.codegen.blas import product_flops
 from fuseflow.codegen.driver import matmul_loops
 from fuseflow.codegen.source import (
@@ -66,6 +67,60 @@ class BlasMatmul:
         b = np.swapaxes(b, -1, -2) if self._tb else b
         with np.errstate(all="ignore"):  # inf * 0 gives NaN, as IEEE (and the reference) say
             np.matmul(a, b, out=out)
+        return (out,)
+
+
+def compile_matmul_add(op: Op):
+    """A kernel for ``matmul_add`` (float matrices only, see its type rule)."""
+    return BlasMatmulAdd(op)
+
+
+class BlasMatmulAdd:
+    """``alpha * a @ b + c``: c is copied into the result, then one gemm accumulates into it.
+    Given c itself as `out` (the runtime does so when nothing else holds c's buffer, see
+    `fuseflow.runtime.executable`), the gemm updates c in place and no copy is made."""
+
+    source = None
+    writes_into = True
+    updates_in_place = True  # `out` may be the addend itself
+
+    def __init__(self, op: Op) -> None:
+        a, _, c = (v.type for v in op.operands)
+        self._out = (c.shape, c.dtype.np)
+        self._ta, self._tb = bool(op.attrs["transpose_a"]), bool(op.attrs["transpose_b"])
+        self._alpha = float(op.attrs["alpha"])
+        self._k = a.shape[0] if self._ta else a.shape[1]
+        self._gemm = blas_gemm("s" if c.dtype is dt.float32 else "d")
+        self._flags = (101, 112 if self._ta else 111, 112 if self._tb else 111)  # row major, (no) transpose
+
+    def native(self, args, results, env, tag):
+        """A small product as loops in a driver, then ``c + alpha * product`` (None for BLAS-sized ones)."""
+        (m, n), dtype = self._out
+        if not 0 < 2 * m * n * self._k <= INLINE_MATMUL_FLOPS:
+            return None
+        a, b, c = args
+        out = results[0]
+        scale = f"np.{np.dtype(dtype).name}({self._alpha!r})"
+        return matmul_loops(a, b, out, (m, n), self._k, dtype, self._ta, self._tb) + [
+            f"for i in range({m}):",
+            f"    for j in range({n}):",
+            f"        {out}[i, j] = {c}[i, j] + {scale} * {out}[i, j]"]
+
+    def __call__(self, a, b, c, out=None):
+        out = out[0] if out else np.empty(*self._out)
+        if out is not c:
+            np.copyto(out, c)
+        (m, n), k = self._out[0], self._k
+        if m == 0 or n == 0 or k == 0:  # the product is all zeros (BLAS wants leading dims >= 1)
+            return (out,)
+        if self._gemm is None or not (a.flags.c_contiguous and b.flags.c_contiguous):
+            a = np.swapaxes(a, -1, -2) if self._ta else a
+            b = np.swapaxes(b, -1, -2) if self._tb else b
+            with np.errstate(all="ignore"):
+                out += (self._alpha * np.matmul(a, b)).astype(out.dtype)
+            return (out,)
+        self._gemm(*self._flags, m, n, k, self._alpha, a.ctypes.data, a.shape[1], b.ctypes.data, b.shape[1],
+                   1.0, out.ctypes.data, n)
         return (out,)
 
 

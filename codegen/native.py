@@ -187,11 +187,11 @@ def nontemporal(text: str) -> str:
     and each vector store covers the next whole vector. Its vector body is the block named
     ``vector.body`` whose back edge carries the loop's ID (which keeps our hint).
     """
-    hint = re.search(rf'^(!\d+) = !{{!"{pyllvm.STREAM_HINT}"}}$', text, re.M)
+    hint = re.search(rf'^(!\d+) = !{{!"{pyllvm.STREAM_HINT}"}}$', text, re.MULTILINE)
     if hint is None:
         return text
-    loops = set(re.findall(rf"^(!\d+) = distinct !{{.*{hint[1]}(?!\d)", text, re.M))
-    numbers = re.findall(r"^!(\d+) =", text, re.M)
+    loops = set(re.findall(rf"^(!\d+) = distinct !{{.*{hint[1]}(?!\d)", text, re.MULTILINE))
+    numbers = re.findall(r"^!(\d+) =", text, re.MULTILINE)
     marker = f"!{1 + max(map(int, numbers))}"
     lines = text.split("\n")
     start, label = 0, ""

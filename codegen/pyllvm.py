@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from llvmlite import ir
 
-
 # Vector iterations an innermost loop runs side by side. The vectoriser interleaves only small
 # loop bodies by itself; a long one (GELU's tanh) is then one dependency chain of ~100 cycles per
 # vector that out-of-order execution overlaps only partly: 25 ms single-threaded for GELU on 2^24

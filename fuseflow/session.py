@@ -17,6 +17,7 @@ fetches come back as numpy arrays.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 
@@ -259,11 +260,12 @@ class Session:
             results = compiled.executable.run(args)
             return [r[()] if u else r for r, u in zip(results, compiled.unwrap)] if compiled.any_unwrap else results
         lowered, store = compiled.lowered, self._store
+        donate = self._donates(compiled, len(args))  # (before `state` holds the arrays too)
         if compiled.state_devices:  # some state lives on a GPU: moved there once, kept there
             state = [self._resident(k, d) for k, d in zip(lowered.state_in, compiled.state_devices)]
         else:
             state = [store[k] if k in store else np.zeros((), np.int64) for k in lowered.state_in]
-        results = compiled.executable.run([*args, *state])
+        results = (compiled.executable.run_donating if donate else compiled.executable.run)([*args, *state])
         if compiled.any_copy:
             results = [devices.copy_value(r) if c else r for r, c in zip(results, compiled.copy)]
         if compiled.same_state_shapes:
@@ -276,6 +278,17 @@ class Session:
                 store[key] = value
         return [None if i is None else results[i][()] if u else results[i]
                 for i, u in zip(lowered.fetch_index, compiled.unwrap)]
+
+    def _donates(self, compiled: _Compiled, n_args: int) -> bool:
+        """Whether this run may update the variable `compiled.executable.donated_arg` in place:
+        only when the store's array is held by nothing else (not by the caller, nor as another
+        variable's value), so nobody sees it change. The executable does it as its last step."""
+        i = compiled.executable.donated_arg
+        if i is None or i < n_args:
+            return False
+        key = compiled.lowered.state_in[i - n_args]
+        # the references: the store's, and getrefcount's own argument
+        return key in self._store and sys.getrefcount(self._store[key]) == 2
 
     def _resident(self, key, device):
         """The stored value of `key`, moved once to `device` (where this run reads it) and kept there."""

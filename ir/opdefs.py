@@ -415,3 +415,24 @@ def _matmul_ref(a, b, transpose_a, transpose_b):
 
 define("matmul", "contraction", _matmul_rule, _matmul_ref, attrs=("transpose_a", "transpose_b"), arity=2,
        doc="Batched matrix product over the last two dims; batch dims broadcast.")
+
+
+def _matmul_add_rule(types, attrs, name):
+    a, b, c = types
+    (product,) = _matmul_rule((a, b), attrs, name)
+    _check_dtype(a, FLOAT_ONLY, name)
+    if a.rank != 2 or b.rank != 2 or c.dtype != product.dtype or c.shape != product.shape:
+        raise ValueError(f"{name} takes two matrices and an addend of their product's type "
+                         f"{product}, got {a}, {b} and {c}")
+    return (product,)
+
+
+def _matmul_add_ref(a, b, c, transpose_a, transpose_b, alpha):
+    product = _matmul_ref(a.astype(np.float64), b.astype(np.float64), transpose_a, transpose_b)
+    return (alpha * product + c).astype(c.dtype)
+
+
+define("matmul_add", "contraction", _matmul_add_rule, _matmul_add_ref,
+       attrs=("transpose_a", "transpose_b", "alpha"), arity=3,
+       doc="``alpha * matmul(a, b) + c`` for float matrices: one BLAS gemm that accumulates into c "
+           "(the `gemm` pass makes it from a product and the update that adds it).")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fuseflow.ir.core import Op
 from fuseflow.ir.opdefs import broadcast_shapes, normalized_axes
 
 NOT_DIFFERENTIABLE = {
@@ -236,6 +237,18 @@ def _vjp_matmul(b, op, ct):
     return [unbroadcast(b, da, a.type.shape), unbroadcast(b, dw, w.type.shape)]
 
 
+def _product_of(op):
+    """The plain ``matmul`` inside a ``matmul_add`` (a stand-in op for the matmul rules, never emitted)."""
+    attrs = {"transpose_a": op.attrs["transpose_a"], "transpose_b": op.attrs["transpose_b"]}
+    return Op("matmul", op.operands[:2], attrs, [op.results[0].type])
+
+
+@rule(VJP, "matmul_add")
+def _vjp_matmul_add(b, op, ct):
+    scaled = b.op("mul", ct, const(b, op.attrs["alpha"], ct))
+    return [*_vjp_matmul(b, _product_of(op), scaled), ct]
+
+
 @rule(VJP, "reshape")
 def _vjp_reshape(b, op, ct):
     return [b.op("reshape", ct, shape=op.operands[0].type.shape)]
@@ -315,6 +328,17 @@ def _jvp_matmul(b, op, ts):
         terms.append(b.op("matmul", ts[0], w, **op.attrs))
     if ts[1] is not None:
         terms.append(b.op("matmul", a, ts[1], **op.attrs))
+    return terms[0] if len(terms) == 1 else b.op("add", *terms)
+
+
+@rule(JVP, "matmul_add")
+def _jvp_matmul_add(b, op, ts):
+    terms = []
+    if ts[0] is not None or ts[1] is not None:
+        product = _jvp_matmul(b, _product_of(op), ts[:2])
+        terms.append(b.op("mul", product, const(b, op.attrs["alpha"], product)))
+    if ts[2] is not None:
+        terms.append(ts[2])
     return terms[0] if len(terms) == 1 else b.op("add", *terms)
 
 

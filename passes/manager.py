@@ -18,6 +18,7 @@ from fuseflow.passes.cse import cse
 from fuseflow.passes.dce import dce
 from fuseflow.passes.fold import fold
 from fuseflow.passes.fuse import fuse
+from fuseflow.passes.gemm import gemm
 from fuseflow.passes.place import Placement, place
 from fuseflow.passes.simplify import simplify
 
@@ -28,10 +29,11 @@ PASSES = {
     "cse": cse,
     "dce": dce,
     "place": place,  # takes the manager's `Placement` (the host alone by default)
+    "gemm": gemm,
     "fuse": fuse,
 }
 
-DEFAULT_PIPELINE = "autodiff,simplify,fold,cse,dce,place,fuse"
+DEFAULT_PIPELINE = "autodiff,simplify,fold,cse,dce,place,gemm,fuse"
 
 
 def parse_pipeline(text: str) -> list[str]:

@@ -79,7 +79,9 @@ class Executable:
         self.steps = []
         results = set(fn.results)
         self._last: dict = {}  # step index -> the result arrays it returned last run
-        for op in fn.ops[:-1]:
+        donor = None if on_gpu or driven else _donor(fn, kernels)
+        order = [op for op in fn.ops[:-1] if op is not donor] + ([donor] if donor else [])
+        for op in order:
             outs = []
             for r in op.results:
                 slot_of[r] = len(template)
@@ -90,7 +92,7 @@ class Executable:
                 into = None
                 if all(r in self.plan.buffer_of for r in op.results):
                     into = tuple(self.buffers[self.plan.buffer_of[r]] for r in op.results)
-                elif (getattr(kernels[op], "writes_into", False) and all(r in results for r in op.results)
+                elif (op is not donor and getattr(kernels[op], "writes_into", False) and all(r in results for r in op.results)
                       and sum(_nbytes(r.type) for r in op.results) >= RECYCLE_MIN_BYTES
                       and not is_gpu(op.device)):  # a device view does not hold its base: no refcount proof
                     self._last[len(self.steps)] = None  # its results may be recycled (see `_recycled`)
@@ -105,8 +107,12 @@ class Executable:
         # Results that are arguments or constants (or views of them) alias the caller's or our own arrays.
         self.result_aliases = [_aliases_input(v) for v in fn.results]
 
-        # ``run(args)``: the result arrays of one run on `args` (every argument, in order)
+        # The argument the last step may update in place (see `_donor`), or None.
+        self.donated_arg = fn.args.index(donor.operands[2]) if donor else None
+        # ``run(args)``: the result arrays of one run on `args` (every argument, in order);
+        # ``run_donating(args)`` also writes the last step's result into `donated_arg`'s array
         self.run = _straight_line(self)
+        self.run_donating = _straight_line(self, donate=True) if donor else self.run
         self.driver = _driver(self, fn) if driven else None
         if self.driver is not None:
             self.run = _driven(self)
@@ -163,8 +169,37 @@ def _moving(moves, run):
     return run_moved
 
 
-def _straight_line(exe: Executable):
-    """`exe`'s steps as one generated Python function without the loop's bookkeeping.
+def _donor(fn: Function, kernels: dict):
+    """The largest op that can write its result into the buffer of an argument it reads (a
+    ``matmul_add`` updating a variable), when the runtime may do so: the result goes only to the
+    caller, and no result is that argument or a view of it. It runs last, so every step that could
+    fail has run before it touches the argument, and every other reader of the argument too."""
+    last_use: dict = {}
+    for op in fn.ops:
+        for v in op.operands:
+            last_use.setdefault(v, []).append(op)
+    aliased = set()
+    for v in fn.results:
+        while isinstance(v.owner, Op) and v.owner.name == "reshape":
+            v = v.owner.operands[0]
+        aliased.add(v)
+    best = None
+    for op, kernel in kernels.items():
+        if not getattr(kernel, "updates_in_place", False):
+            continue
+        target = op.operands[2]
+        if target not in fn.args or target in aliased or fn.args.count(target) != 1:
+            continue
+        if any(user is not fn.ops[-1] for user in last_use.get(op.results[0], [])):
+            continue
+        if best is None or _nbytes(op.results[0].type) > _nbytes(best.results[0].type):
+            best = op
+    return best
+
+
+def _straight_line(exe: Executable, donate: bool = False):
+    """`exe`'s steps as one generated Python function without the loop's bookkeeping (with
+    `donate`, the last step writes into its addend, the argument `exe.donated_arg`).
 
     A call costs a few hundred nanoseconds instead of the loop's microsecond or two, which is the
     whole time of a small step. Any error falls back to `_run_steps`, which names the failing op
@@ -184,7 +219,9 @@ def _straight_line(exe: Executable):
     for k, (kernel, ins, into, outs, _op) in enumerate(exe.steps):
         env[f"k{k}"] = kernel
         call = f"k{k}({', '.join(names[i] for i in ins)}"
-        if into is not None:
+        if donate and k == len(exe.steps) - 1:
+            call += f", out=({names[exe.donated_arg]},)"
+        elif into is not None:
             env[f"o{k}"] = into
             call += f", out=o{k}"
         elif k in exe._last:

@@ -34,12 +34,12 @@ def test_default_pipeline_fuses_epilogue_and_softmax(model_file, capsys):
 def test_before_after_and_all(model_file, capsys):
     assert main(["ir", f"{model_file}:model", "--before", "fuse"]) == 0
     before = capsys.readouterr().out
-    assert "after place" in before and " = fused " not in before
+    assert "after gemm" in before and " = fused " not in before
     assert main(["ir", f"{model_file}:model", "--after", "fuse"]) == 0
     assert " = fused " in capsys.readouterr().out
     assert main(["ir", f"{model_file}:model", "--all"]) == 0
     out = capsys.readouterr().out
-    for stage in ("input", "after simplify", "after fold", "after cse", "after dce", "after place", "after fuse"):
+    for stage in ("input", "after simplify", "after fold", "after cse", "after dce", "after place", "after gemm", "after fuse"):
         assert f"// ----- {stage}\n" in out
 
 

@@ -161,6 +161,17 @@ def _matmul():
     return cases
 
 
+def _matmul_add():
+    cases = []
+    for d in (dt.float32, dt.float64):
+        for ta, tb in [(False, False), (True, False), (False, True), (True, True)]:
+            a, b = T(d, (4, 3) if ta else (3, 4)), T(d, (5, 4) if tb else (4, 5))
+            cases.append(([a, b, T(d, (3, 5))], {"transpose_a": ta, "transpose_b": tb, "alpha": -0.25}))
+        cases.append(([T(d, (3, 0)), T(d, (0, 2)), T(d, (3, 2))], {"transpose_a": False, "transpose_b": False,
+                                                                   "alpha": 2.0}))
+    return cases
+
+
 def _slice():
     cases = [([T(d, (5, 6))], {"slices": ((1, 4, 1), (None, None, 2))}) for d in DTYPES]
     variants = [((None, None, -1), (4, 0, -2)), ((-3, None, None), (1, -1, None)), ((3, 3, 1), (None, None, 1)),
@@ -212,7 +223,7 @@ CASES = {
     "select": _select, "cast": _cast, "broadcast_to": _broadcast_to,
     **{n: (lambda n=n: _reduction(n)) for n in ("reduce_sum", "reduce_prod", "reduce_mean", "reduce_max",
                                                 "reduce_min")},
-    "argmax": _arg_reduction, "argmin": _arg_reduction, "matmul": _matmul,
+    "argmax": _arg_reduction, "argmin": _arg_reduction, "matmul": _matmul, "matmul_add": _matmul_add,
     "transpose": lambda: [([T(d, (2, 3))], {"perm": (1, 0)}) for d in DTYPES]
     + [([T(dt.float32, (2, 3, 4))], {"perm": (2, 0, 1)}), ([T(dt.int32, ())], {"perm": ()})],
     "slice": _slice, "concat": _concat, "gather": _gather, "iota": _iota,

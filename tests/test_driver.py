@@ -53,17 +53,25 @@ def test_inference_runs_get_no_driver():
         assert all(c.executable.driver is None for c in sess._cache.values())
 
 
+@pytest.mark.parametrize("update", ["product - v", "v + 0.5 * product"])  # a matmul; a matmul_add (`gemm`)
 @pytest.mark.parametrize("ta, tb", [(False, False), (True, False), (False, True), (True, True)])
-def test_inline_matmul_loops_match_blas(ta, tb):
+def test_inline_matmul_loops_match_blas(ta, tb, update):
     rng = np.random.default_rng(1)
     a = rng.standard_normal((5, 3) if ta else (3, 5)).astype(np.float32)
     c = rng.standard_normal((4, 5) if tb else (5, 4)).astype(np.float32)
-    v, left = tf.Variable(np.zeros((3, 4), np.float32)), tf.Variable(a)  # (a constant product would fold)
-    step = tf.assign(v, tf.matmul(left, c, transpose_a=ta, transpose_b=tb) + v)
+    start = rng.standard_normal((3, 4)).astype(np.float32)
+    v, left = tf.Variable(start), tf.Variable(a)  # (a constant product would fold)
+    product = tf.matmul(left, c, transpose_a=ta, transpose_b=tb)
+    counter = tf.Variable(0)  # a second kernel: a driver takes two or more
+    new = product - v if update == "product - v" else v + 0.5 * product
+    step = tf.group(tf.assign(v, new), counter.assign_add(1))
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
         sess.run(step)
         compiled = [c for c in sess._cache.values() if c.lowered.state_out][-1]
         assert compiled.executable.driver is not None
-        want = (a.T if ta else a) @ (c.T if tb else c)
+        p = (a.T if ta else a) @ (c.T if tb else c)
+        want = p - start if update == "product - v" else start + 0.5 * p
         np.testing.assert_allclose(sess.run(v), want, rtol=1e-5, atol=1e-6)
+        ops = [op.name for op in compiled.module.main.ops]
+        assert ("matmul_add" in ops) == (update != "product - v")

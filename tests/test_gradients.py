@@ -108,6 +108,14 @@ def matmul_cases():
     return out
 
 
+def matmul_add_cases():
+    out = []
+    for ta, tb in itertools.product((False, True), repeat=2):
+        out.append(case((4, 3) if ta else (3, 4), (5, 4) if tb else (4, 5), (3, 5),
+                        transpose_a=ta, transpose_b=tb, alpha=-0.7))
+    return out
+
+
 # The reference of scatter_add (`fuseflow.ir.opdefs_data._scatter_add_ref`) mishandles a negative axis that
 # its type rule accepts: it reshapes the updates to ``shape[:axis] + (n,) + shape[axis + 1:]`` without
 # normalising the axis. Repro: `interp.run` of ``scatter_add(u: f64[2,3,3], i: i32[3]) {axis = -1, shape =
@@ -152,6 +160,7 @@ SPECS = [
     Spec("reduce_max", REDUCTIONS, sample=distinct),
     Spec("reduce_min", REDUCTIONS, sample=distinct),
     Spec("matmul", matmul_cases()),
+    Spec("matmul_add", matmul_add_cases()),
     Spec("reshape", [case((3, 4), shape=(2, 6)), case((2, 3, 4), shape=(4, -1)), case((), shape=(1, 1)),
                      case((6,), shape=(2, 3))]),
     Spec("copy_to_device", [case((3, 4), device="/device:CPU:0"), case((), device="/device:GPU:0")]),

@@ -202,6 +202,7 @@ def _examples():
         "argmax": (("x",), {"axis": 1, "output_type": dt.int64}),
         "argmin": (("x",), {"axis": -1, "output_type": "int32"}),
         "matmul": (("x", "m"), {"transpose_a": False, "transpose_b": False}),
+        "matmul_add": (("x", "m", "u"), {"transpose_a": False, "transpose_b": False, "alpha": -0.5}),
         "reshape": (("x",), {"shape": (3, -1)}),
         "transpose": (("x",), {"perm": (1, 0)}),
         "broadcast_to": (("v",), {"shape": (4, 3)}),

@@ -17,6 +17,7 @@ from fuseflow.passes.cse import cse
 from fuseflow.passes.dce import dce
 from fuseflow.passes.fold import FOLD_LIMIT, fold
 from fuseflow.passes.fuse import fuse
+from fuseflow.passes.gemm import gemm
 from fuseflow.passes.simplify import simplify
 
 X45 = "func @main(%x: f32[4,5]) -> (f32[4,5]) {{\n{body}\n}}"
@@ -746,3 +747,57 @@ def test_fuse_keeps_the_graph_of_kernels_acyclic():
     out = apply(fuse, text)
     assert len(fused_ops(out)) >= 2
     assert_fuse_preserves(text, np.array([-1.0, 0.0, 2.0, 3.0], np.float32))
+
+
+# ----------------------------------------------------------------------------- gemm
+
+
+def test_gemm_folds_a_scaled_product_subtracted_from_a_matrix():
+    text = """
+    func @main(%x: f32[6,4], %d: f32[6,3], %w: f32[4,3]) -> (f32[4,3]) {
+      %g = matmul %x, %d {transpose_a=true, transpose_b=false} : f32[4,3]
+      %lr = constant {value=dense<f32[]>0.5} : f32[]
+      %s = mul %g, %lr : f32[4,3]
+      %n = sub %w, %s : f32[4,3]
+      return %n
+    }"""
+    out = apply(gemm, text)
+    assert_ir(out, """
+    func @main(%x: f32[6,4], %d: f32[6,3], %w: f32[4,3]) -> (f32[4,3]) {
+      %n = matmul_add %x, %d, %w {alpha=-0.5, transpose_a=true, transpose_b=false} : f32[4,3]
+      return %n
+    }""")
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(s).astype(np.float32) for s in ((6, 4), (6, 3), (4, 3))]
+    same_values(interp.run(out, *args), interp.run(parse_module(text), *args), rtol=1e-6)
+
+
+@pytest.mark.parametrize("body", [
+    "%n = add %w, %g : f32[4,3]\n%m = mul %g, %w : f32[4,3]\n%r = add %n, %m : f32[4,3]",  # the product used twice
+    "%c = constant {value=dense<f32[3]>[0.5, 0.5, 0.5]} : f32[3]\n%s = mul %g, %c : f32[4,3]\n%r = sub %w, %s : f32[4,3]",
+    "%s = mul %g, %w : f32[4,3]\n%r = sub %w, %s : f32[4,3]",  # scaled by a matrix, not a constant
+    "%r = sub %g, %w : f32[4,3]",  # the product minus a matrix: its negation, not an update
+])
+def test_gemm_leaves_other_patterns(body):
+    body = "\n      ".join(body.split("\n"))
+    text = f"""
+    func @main(%x: f32[6,4], %d: f32[6,3], %w: f32[4,3]) -> (f32[4,3]) {{
+      %g = matmul %x, %d {{transpose_a=true, transpose_b=false}} : f32[4,3]
+      {body}
+      return %r
+    }}"""
+    assert "matmul_add" not in op_names(apply(gemm, text))
+
+
+def test_gemm_takes_a_product_added_either_side_and_float64():
+    text = """
+    func @main(%a: f64[3,5], %b: f64[5,2], %c: f64[3,2]) -> (f64[3,2]) {
+      %p = matmul %a, %b {transpose_a=false, transpose_b=false} : f64[3,2]
+      %r = add %p, %c : f64[3,2]
+      return %r
+    }"""
+    assert_ir(apply(gemm, text), """
+    func @main(%a: f64[3,5], %b: f64[5,2], %c: f64[3,2]) -> (f64[3,2]) {
+      %r = matmul_add %a, %b, %c {alpha=1.0, transpose_a=false, transpose_b=false} : f64[3,2]
+      return %r
+    }""")

@@ -301,3 +301,37 @@ def test_failed_step_leaves_every_variable_and_slot_unchanged(bad, error, match)
             np.testing.assert_array_equal(new, old, err_msg=var.name)
         sess.run(train, {placeholders[k]: v for k, v in GOOD_FEED.items()})  # the session still trains
         assert sess.run(tf.train.get_global_step()) == 3
+
+
+def test_a_weight_update_is_one_gemm_writing_the_variable_in_place_and_a_failed_step_writes_nothing():
+    # W - lr * x^T @ dy becomes one matmul_add (the `gemm` pass); once the session's array of W is
+    # held by nothing else, the runtime has the gemm update it in place, as the run's last step.
+    # (W is large enough that no native driver runs the step: a driver updates nothing in place.)
+    import weakref
+
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((32, 300)).astype(np.float32)
+    c0 = rng.standard_normal((32, 200)).astype(np.float32)
+    W = tf.Variable(rng.standard_normal((300, 200)).astype(np.float32), name="W")
+    x = tf.placeholder(tf.float32, [32, 300], name="x")
+    idx = tf.placeholder(tf.int32, [None], name="idx")
+    scale = tf.reduce_sum(tf.gather(tf.constant([1.0, 2.0]), idx))  # 3 for idx [0, 1]
+    loss = tf.reduce_sum(tf.matmul(x, W) * c0) * scale
+    train = tf.train.GradientDescentOptimizer(0.5).minimize(loss)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        held = sess.run(W)  # a value the caller holds never changes
+        initial = held.copy()
+        want, buffers = held.copy(), []
+        for _ in range(4):
+            sess.run(train, {x: x0, idx: [0, 1]})
+            want = want - np.float32(1.5) * (x0.T @ c0)
+            buffers.append(weakref.ref(sess._store[W]))  # (a strong reference would stop the update in place)
+        np.testing.assert_allclose(sess.run(W), want, rtol=1e-4, atol=1e-3)
+        np.testing.assert_array_equal(held, initial)
+        assert buffers[1]() is buffers[2]() is buffers[3]() is sess._store[W]  # one buffer from the second step on
+        before = sess.run(W)
+        with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
+            sess.run(train, {x: x0, idx: [0, 5]})  # fails in the gather, before the update
+        np.testing.assert_array_equal(sess.run(W), before)
+        assert buffers[3]() is sess._store[W]
