@@ -129,6 +129,9 @@ class _Compiled:
         n_feeds = len(lowered.feeds)
         state_devices = self.executable.arg_devices[n_feeds:]
         self.state_devices = state_devices if any(state_devices) else None
+        # the variable whose array the executable may update in place (see `Session.execute`)
+        donated = self.executable.donated_arg
+        self.donated_key = lowered.state_in[donated - n_feeds] if donated is not None and donated >= n_feeds else None
 
 
 class ConfigProto:
@@ -260,7 +263,11 @@ class Session:
             results = compiled.executable.run(args)
             return [r[()] if u else r for r, u in zip(results, compiled.unwrap)] if compiled.any_unwrap else results
         lowered, store = compiled.lowered, self._store
-        donate = self._donates(compiled, len(args))  # (before `state` holds the arrays too)
+        key = compiled.donated_key
+        # The store's array of `key` is updated in place only when nothing else holds it (not the
+        # caller, not another variable), so nobody sees it change; the references counted are the
+        # store's and getrefcount's own (checked before `state` holds the arrays too).
+        donate = key is not None and key in store and sys.getrefcount(store[key]) == 2
         if compiled.state_devices:  # some state lives on a GPU: moved there once, kept there
             state = [self._resident(k, d) for k, d in zip(lowered.state_in, compiled.state_devices)]
         else:
@@ -278,17 +285,6 @@ class Session:
                 store[key] = value
         return [None if i is None else results[i][()] if u else results[i]
                 for i, u in zip(lowered.fetch_index, compiled.unwrap)]
-
-    def _donates(self, compiled: _Compiled, n_args: int) -> bool:
-        """Whether this run may update the variable `compiled.executable.donated_arg` in place:
-        only when the store's array is held by nothing else (not by the caller, nor as another
-        variable's value), so nobody sees it change. The executable does it as its last step."""
-        i = compiled.executable.donated_arg
-        if i is None or i < n_args:
-            return False
-        key = compiled.lowered.state_in[i - n_args]
-        # the references: the store's, and getrefcount's own argument
-        return key in self._store and sys.getrefcount(self._store[key]) == 2
 
     def _resident(self, key, device):
         """The stored value of `key`, moved once to `device` (where this run reads it) and kept there."""
