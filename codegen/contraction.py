@@ -113,7 +113,7 @@ class BlasMatmulAdd:
         (m, n), k = self._out[0], self._k
         if m == 0 or n == 0 or k == 0:  # the product is all zeros (BLAS wants leading dims >= 1)
             return (out,)
-        if self._gemm is None or not (a.flags.c_contiguous and b.flags.c_contiguous):
+        if self._gemm is None or not (a.flags.c_contiguous and b.flags.c_contiguous and out.flags.c_contiguous):
             a = np.swapaxes(a, -1, -2) if self._ta else a
             b = np.swapaxes(b, -1, -2) if self._tb else b
             with np.errstate(all="ignore"):

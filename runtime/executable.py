@@ -169,6 +169,13 @@ def _moving(moves, run):
     return run_moved
 
 
+def _root(v):
+    """The value `v` is a reshape view of (itself when it is none)."""
+    while isinstance(v.owner, Op) and v.owner.name == "reshape":
+        v = v.owner.operands[0]
+    return v
+
+
 def _donor(fn: Function, kernels: dict):
     """The largest op that can write its result into the buffer of an argument it reads (a
     ``matmul_add`` updating a variable), when the runtime may do so: the result goes only to the
@@ -178,17 +185,15 @@ def _donor(fn: Function, kernels: dict):
     for op in fn.ops:
         for v in op.operands:
             last_use.setdefault(v, []).append(op)
-    aliased = set()
-    for v in fn.results:
-        while isinstance(v.owner, Op) and v.owner.name == "reshape":
-            v = v.owner.operands[0]
-        aliased.add(v)
+    aliased = {_root(v) for v in fn.results}
     best = None
     for op, kernel in kernels.items():
         if not getattr(kernel, "updates_in_place", False):
             continue
         target = op.operands[2]
         if target not in fn.args or target in aliased or fn.args.count(target) != 1:
+            continue
+        if any(_root(v) is target for v in op.operands[:2]):  # BLAS would read what it overwrites
             continue
         if any(user is not fn.ops[-1] for user in last_use.get(op.results[0], [])):
             continue

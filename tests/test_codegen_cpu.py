@@ -515,3 +515,20 @@ def test_read_only_and_strided_inputs_need_no_new_compilation():
     np.testing.assert_array_equal(got, a + b)
     with pytest.raises(TypeError, match="do not match"):
         kernel(a.astype(np.float64), b)
+
+
+def test_matmul_add_without_blas_entry_or_with_strided_operands():
+    # The path taken when numpy's BLAS has no cblas gemm we can find, or an operand is a view.
+    rng = np.random.default_rng(2)
+    types = [T(dt.float32, (4, 3)), T(dt.float32, (4, 5)), T(dt.float32, (3, 5))]
+    _, op = one_op_function("matmul_add", types, {"transpose_a": True, "transpose_b": False, "alpha": -0.5})
+    kernel = compile_op(op)
+    a, b, c = (rng.standard_normal(t.shape).astype(np.float32) for t in types)
+    want = (c - 0.5 * (a.T.astype(np.float64) @ b)).astype(np.float32)
+    np.testing.assert_allclose(kernel(a, b, c)[0], want, rtol=1e-5, atol=1e-6)
+    wide = rng.standard_normal((4, 10)).astype(np.float32)
+    np.testing.assert_allclose(kernel(a, wide[:, ::2], c)[0], (c - 0.5 * (a.T @ wide[:, ::2])), rtol=1e-5, atol=1e-6)
+    kernel._gemm = None
+    out = c.copy()
+    assert kernel(a, b, out, out=(out,))[0] is out
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)

@@ -335,3 +335,18 @@ def test_a_weight_update_is_one_gemm_writing_the_variable_in_place_and_a_failed_
             sess.run(train, {x: x0, idx: [0, 5]})  # fails in the gather, before the update
         np.testing.assert_array_equal(sess.run(W), before)
         assert buffers[3]() is sess._store[W]
+
+
+def test_an_update_reading_its_own_variable_in_the_product_is_not_done_in_place():
+    # W <- W - 0.01 W^T W: BLAS would read W while it overwrites it, so the result goes elsewhere.
+    rng = np.random.default_rng(1)
+    start = rng.standard_normal((200, 200)).astype(np.float32) * 0.1
+    W = tf.Variable(start)
+    step = W.assign(W - 0.01 * tf.matmul(W, W, transpose_a=True))
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        want = start.astype(np.float64)
+        for _ in range(3):
+            sess.run(step)
+            want = want - 0.01 * want.T @ want
+        np.testing.assert_allclose(sess.run(W), want, rtol=1e-4, atol=1e-5)
