@@ -70,11 +70,6 @@ class BlasMatmul:
         return (out,)
 
 
-def compile_matmul_add(op: Op):
-    """A kernel for ``matmul_add`` (float matrices only, see its type rule)."""
-    return BlasMatmulAdd(op)
-
-
 class BlasMatmulAdd:
     """``alpha * a @ b + c``: c is copied into the result, then one gemm accumulates into it.
     Given c itself as `out` (the runtime does so when nothing else holds c's buffer, see

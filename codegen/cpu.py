@@ -26,7 +26,7 @@ NOT_COMPILED = frozenset({"constant", "return", "yield", "gradients", "jvp"})
 BUILDERS: dict[str, Callable[[Op], Callable]] = {
     "fused": lambda op: compile_fused(op.regions[0]),
     "matmul": contraction.compile_matmul,
-    "matmul_add": contraction.compile_matmul_add,
+    "matmul_add": contraction.BlasMatmulAdd,
     "argmax": reduce.compile_arg_reduction,
     "argmin": reduce.compile_arg_reduction,
     **{name: compile_single for name in REDUCTIONS},

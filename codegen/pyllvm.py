@@ -372,7 +372,7 @@ class Translator:
             self.builder.store(self.builder.add(self.builder.load(counter), ir.Constant(ir.IntType(64), 1)), counter)
             back = self.builder.branch(head)
         hints = [] if holds_loop or fast else [("llvm.loop.interleave.count", ir.Constant(ir.IntType(32), INTERLEAVE))]
-        if bounds[0].v is self.stream_start and self.stream_start is not None:
+        if bounds[0].v is self.stream_start:
             hints.append((STREAM_HINT,))
             # non-temporal stores are weakly ordered: fence them before anyone reads the result
             sfence = self.module.globals.get("llvm.x86.sse.sfence") or \

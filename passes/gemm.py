@@ -4,7 +4,7 @@
 a scalar constant, become ``matmul_add(a, b, c) {alpha}`` when the product and its scaling have
 no other use. A gradient descent step ``W - lr * x^T @ dh`` is the case this is for: BLAS then
 reads W while it writes the result, and the product is never stored (the MLP step's 784x512
-update: ~180 us less). The runtime may even write the result into W's own buffer
+update measured alone: 493 -> 315 us, the same gemm into W's own buffer). The runtime may even write the result into W's own buffer
 (`fuseflow.runtime.executable`).
 
 Guarantee afterwards: no such pattern among host ops of float matrices is left. The value is the
@@ -18,12 +18,7 @@ from fuseflow.ir import dtypes as dt
 from fuseflow.ir.core import Function, Module, Op, Value
 from fuseflow.ir.devices import is_gpu
 from fuseflow.passes.dce import dce_function
-from fuseflow.passes.rewrite import clone, constant_value, map_functions, rewrite_function, users
-
-
-def _owner(v: Value, name: str):
-    op = v.owner
-    return op if isinstance(op, Op) and op.name == name else None
+from fuseflow.passes.rewrite import clone, constant_value, defining, map_functions, rewrite_function, users
 
 
 def _scalar(v: Value):
@@ -36,7 +31,7 @@ def _scaled_product(v: Value, uses: dict):
     """``(matmul op, factor)`` when `v` is a product used once, or such a product times a scalar
     constant (itself used once); else None."""
     scale = 1.0
-    mul = _owner(v, "mul")
+    mul = defining(v, "mul")
     if mul is not None:
         if len(uses.get(mul.results[0], ())) != 1:
             return None
@@ -45,7 +40,7 @@ def _scaled_product(v: Value, uses: dict):
         if factor is None:
             return None
         scale = factor
-    product = _owner(v, "matmul")
+    product = defining(v, "matmul")
     if product is None or len(uses.get(product.results[0], ())) != 1 or is_gpu(product.device):
         return None
     a, b = product.operands

@@ -49,6 +49,12 @@ def constant_value(v: Value):
     return op.attrs["value"] if isinstance(op, Op) and op.name == "constant" else None
 
 
+def defining(v: Value, name: str):
+    """The op that defines `v` when it is a `name` op, else None."""
+    op = v.owner
+    return op if isinstance(op, Op) and op.name == name else None
+
+
 def users(fn: Function) -> dict:
     """Value -> list of ops (in the function body) that use it; the terminator included."""
     table: dict[Value, list] = {}

@@ -15,7 +15,7 @@ import numpy as np
 
 from fuseflow.ir.core import Function, Module, Op, Value
 from fuseflow.ir.opdefs import OPS
-from fuseflow.passes.rewrite import constant_value, map_functions, rewrite_function
+from fuseflow.passes.rewrite import constant_value, defining, map_functions, rewrite_function
 
 
 def _is_all(v: Value, value: float, negative_zero: bool = False) -> bool:
@@ -33,11 +33,6 @@ def _is_all(v: Value, value: float, negative_zero: bool = False) -> bool:
 def _same_type(op: Op, v: Value):
     """`v` can stand for `op`'s result only if it has exactly the result's type."""
     return v if v.type == op.results[0].type else None
-
-
-def _owner(v: Value, name: str):
-    op = v.owner
-    return op if isinstance(op, Op) and op.name == name else None
 
 
 def _identity(op, x, y):
@@ -65,12 +60,12 @@ def _unary_rules(b, op, x):
         return x
     if op.name in ("reshape", "broadcast_to") and x.type == op.results[0].type:  # reshape to own shape -> x
         return x
-    if op.name == "reshape" and _owner(x, "reshape"):  # reshape(reshape x) -> reshape x (-> x at x's own type)
+    if op.name == "reshape" and defining(x, "reshape"):  # reshape(reshape x) -> reshape x (-> x at x's own type)
         inner = x.owner.operands[0]
         return inner if inner.type == op.results[0].type else b.op("reshape", inner, shape=op.attrs["shape"])
     if op.name == "transpose":
         perm = op.attrs["perm"]
-        if _owner(x, "transpose"):  # transpose(transpose x) -> transpose x with the composed perm
+        if defining(x, "transpose"):  # transpose(transpose x) -> transpose x with the composed perm
             inner_perm = x.owner.attrs["perm"]
             perm = tuple(inner_perm[p] for p in perm)
             x = x.owner.operands[0]

@@ -25,6 +25,7 @@ from fuseflow.codegen.source import numba_kernels
 from fuseflow.ir.core import Function, Op
 from fuseflow.ir.devices import is_gpu
 from fuseflow.ir.errors import InvalidArgumentError, OpError
+from fuseflow.passes.rewrite import users
 from fuseflow.runtime.devices import kernel_for, move, new_buffer
 from fuseflow.runtime.memory import plan_buffers
 
@@ -39,10 +40,15 @@ def _nbytes(t) -> int:
 
 def _aliases_input(v) -> bool:
     """True when `v` is an argument or constant, or a reshape view of one."""
-    op = v.owner
-    while isinstance(op, Op) and op.name == "reshape":
-        v, op = op.operands[0], op.operands[0].owner
+    op = _root(v).owner
     return not isinstance(op, Op) or op.name in HOST_OPS
+
+
+def _root(v):
+    """The value `v` is a reshape view of (itself when it is none)."""
+    while isinstance(v.owner, Op) and v.owner.name == "reshape":
+        v = v.owner.operands[0]
+    return v
 
 
 def _constant(op: Op):
@@ -112,12 +118,13 @@ class Executable:
         # ``run(args)``: the result arrays of one run on `args` (every argument, in order);
         # ``run_donating(args)`` also writes the last step's result into `donated_arg`'s array
         self.run = _straight_line(self)
-        self.run_donating = _straight_line(self, donate=True) if donor else self.run
         self.driver = _driver(self, fn) if driven else None
         if self.driver is not None:
             self.run = _driven(self)
         if self._moves:  # arguments that arrive on another device than their readers' move first
             self.run = _moving(self._moves, self.run)
+        # (a donor exists only without a driver or device moves, which wrap `run`)
+        self.run_donating = _straight_line(self, donate=True) if donor else self.run
 
     def _run_steps(self, args) -> list:
         if self.single_thread_blas is not None:
@@ -169,22 +176,12 @@ def _moving(moves, run):
     return run_moved
 
 
-def _root(v):
-    """The value `v` is a reshape view of (itself when it is none)."""
-    while isinstance(v.owner, Op) and v.owner.name == "reshape":
-        v = v.owner.operands[0]
-    return v
-
-
 def _donor(fn: Function, kernels: dict):
     """The largest op that can write its result into the buffer of an argument it reads (a
     ``matmul_add`` updating a variable), when the runtime may do so: the result goes only to the
     caller, and no result is that argument or a view of it. It runs last, so every step that could
     fail has run before it touches the argument, and every other reader of the argument too."""
-    last_use: dict = {}
-    for op in fn.ops:
-        for v in op.operands:
-            last_use.setdefault(v, []).append(op)
+    uses = users(fn)
     aliased = {_root(v) for v in fn.results}
     best = None
     for op, kernel in kernels.items():
@@ -195,7 +192,7 @@ def _donor(fn: Function, kernels: dict):
             continue
         if any(_root(v) is target for v in op.operands[:2]):  # BLAS would read what it overwrites
             continue
-        if any(user is not fn.ops[-1] for user in last_use.get(op.results[0], [])):
+        if any(user is not fn.ops[-1] for user in uses.get(op.results[0], [])):
             continue
         if best is None or _nbytes(op.results[0].type) > _nbytes(best.results[0].type):
             best = op
